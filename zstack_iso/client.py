@@ -405,6 +405,7 @@ class ZStackClient:
                 f"poll_interval must be None, a positive number or a PollPolicy, got {poll_interval!r}"
             )
 
+        self.verify = self._check_verify(verify)
         self._account_name = account_name
         self._password_sha512: str | None = None
         self._access_key_id = access_key_id
@@ -421,7 +422,6 @@ class ZStackClient:
             key = (self.api_url, account_name, fingerprint)
             self._session_entry = _SESSIONS.acquire(key) if share_session else _CachedSession()
 
-        self.verify = self._check_verify(verify)
         _install_log_redaction()
         self._http = requests.Session()
         self._http.verify = self.verify
@@ -662,7 +662,7 @@ class ZStackClient:
         self, exc: _NoAnswer, api: str, request: str, job: _Job | None = None, note: str = ""
     ) -> ZStackError:
         code = CLIENT_TIMEOUT if exc.timeout else CLIENT_UNREACHABLE
-        details = f"{exc.reason}; the management node at {self.endpoint} did not answer"
+        details = f"no usable answer from the management node at {self.endpoint}: {exc.reason}"
         if note:
             details += f"; {note}"
         return ZStackError(

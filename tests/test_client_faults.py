@@ -1,0 +1,164 @@
+"""Lost responses, expired jobs and unreachable nodes: the client never runs a job twice and never reports
+a failure that did not happen. Faults come from the simulator's control API, over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from zstack_iso.client import ZStackClient
+from zstack_iso.errors import ZStackError
+
+RESCUE = "rescue.iso"
+
+
+@pytest.fixture
+def client(sim):
+    c = ZStackClient(sim.url, account_name="admin", account_password="password", job_timeout=10, settle_timeout=2.0)
+    c.get_vm(sim.vm("web-1"))  # log in before faults are armed
+    yield c
+    c.close()
+
+
+def _jobs(sim) -> int:
+    return sim.journal()["counters"]["jobs"]
+
+
+def _count_iso(sim, vm_uuid: str, iso: str) -> int:
+    return [c.get("isoUuid") for c in sim.cdroms(vm_uuid)].count(iso)
+
+
+def _submits(sim, method: str, fragment: str) -> int:
+    return len([r for r in sim.journal()["requests"] if r["method"] == method and fragment in r["path"]])
+
+
+def test_attach_whose_answer_is_lost_after_accept_runs_once_and_succeeds(sim, client):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    sim.clear_journal()
+    sim.fault(method="POST", pathRegex="/iso/", action="drop_after_accept")
+    vm = client.attach_iso(vm_uuid, iso)
+    assert vm.cdrom_with_iso(iso) is not None
+    assert _jobs(sim) == 1
+    assert _submits(sim, "POST", "/iso/") == 1  # answered by polling the job, not by submitting again
+    assert _count_iso(sim, vm_uuid, iso) == 1
+
+
+def test_attach_whose_connection_drops_before_accept_is_submitted_again_safely(sim, client):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    sim.clear_journal()
+    sim.fault(method="POST", pathRegex="/iso/", action="drop_connection")
+    vm = client.attach_iso(vm_uuid, iso)
+    assert vm.cdrom_with_iso(iso) is not None
+    assert _jobs(sim) == 1
+    assert _count_iso(sim, vm_uuid, iso) == 1
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_attach_answered_by_a_gateway_error_is_resolved_through_the_job_uuid(sim, client, status):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    sim.clear_journal()
+    sim.fault(method="POST", pathRegex="/iso/", action="http_status", status=status)
+    vm = client.attach_iso(vm_uuid, iso)
+    assert vm.cdrom_with_iso(iso) is not None
+    assert _jobs(sim) == 1 and _count_iso(sim, vm_uuid, iso) == 1
+
+
+def test_detach_whose_answer_is_lost_after_accept_succeeds(sim, client):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    client.attach_iso(vm_uuid, iso)
+    sim.fault(method="DELETE", pathRegex="/iso", action="drop_after_accept")
+    vm = client.detach_iso(vm_uuid, iso)
+    assert vm.cdrom_with_iso(iso) is None and _count_iso(sim, vm_uuid, iso) == 0
+
+
+def test_detach_whose_connection_drops_is_submitted_again_safely(sim, client):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    client.attach_iso(vm_uuid, iso)
+    sim.clear_journal()
+    sim.fault(method="DELETE", pathRegex="/iso", action="drop_connection")
+    vm = client.detach_iso(vm_uuid, iso)
+    assert vm.cdrom_with_iso(iso) is None and _count_iso(sim, vm_uuid, iso) == 0
+    assert _jobs(sim) == 1
+
+
+def test_attach_whose_job_record_expired_is_settled_by_reading_the_vm(sim, client):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    sim.fault(method="POST", pathRegex="/iso/", action="expire_job")
+    vm = client.attach_iso(vm_uuid, iso)
+    assert vm.cdrom_with_iso(iso) is not None and _count_iso(sim, vm_uuid, iso) == 1
+
+
+def test_detach_whose_job_record_expired_is_settled_by_reading_the_vm(sim, client):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    client.attach_iso(vm_uuid, iso)
+    sim.fault(method="DELETE", pathRegex="/iso", action="expire_job")
+    vm = client.detach_iso(vm_uuid, iso)
+    assert vm.cdrom_with_iso(iso) is None and _count_iso(sim, vm_uuid, iso) == 0
+
+
+def test_expired_job_that_did_not_take_effect_is_reported_as_job_lost(sim, client):
+    vm_uuid = sim.vm("web-2")  # one CD-ROM: a second ISO cannot go in
+    client.attach_iso(vm_uuid, sim.image("ubuntu-22.04-server.iso"))
+    sim.fault(method="POST", pathRegex="/iso/", action="expire_job")
+    started = time.monotonic()
+    with pytest.raises(ZStackError) as info:
+        client.attach_iso(vm_uuid, sim.image(RESCUE))
+    err = info.value
+    assert err.code == "CLIENT.JOB_LOST"
+    assert err.job_uuid and err.job_uuid in str(err) and vm_uuid in str(err)
+    assert time.monotonic() - started < 5
+    assert _count_iso(sim, vm_uuid, sim.image(RESCUE)) == 0
+
+
+def test_submit_delayed_past_the_read_timeout_still_runs_once(sim):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    with ZStackClient(
+        sim.url, account_name="admin", account_password="password", read_timeout=0.3, job_timeout=10
+    ) as client:
+        client.get_vm(vm_uuid)
+        sim.clear_journal()
+        sim.fault(method="POST", pathRegex="/iso/", action="delay", delayMs=1000)
+        vm = client.attach_iso(vm_uuid, iso)
+        time.sleep(1.0)  # let the delayed request finish on the server before counting
+    assert vm.cdrom_with_iso(iso) is not None
+    assert _jobs(sim) == 1 and _count_iso(sim, vm_uuid, iso) == 1
+
+
+@pytest.mark.parametrize("action", ["drop_connection", "http_status"])
+def test_poll_faults_are_retried_and_the_job_result_is_read(sim, client, action):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    extra = {"status": 503} if action == "http_status" else {}
+    sim.fault(method="GET", pathRegex="/api-jobs/", action=action, times=2, **extra)
+    vm = client.attach_iso(vm_uuid, iso)
+    assert vm.cdrom_with_iso(iso) is not None and _jobs(sim) == 1
+
+
+@pytest.mark.parametrize("action", ["drop_connection", "http_status"])
+def test_login_faults_are_retried(sim, action):
+    extra = {"status": 502} if action == "http_status" else {}
+    sim.fault(method="PUT", pathRegex="/accounts/login", action=action, **extra)
+    with ZStackClient(sim.url, account_name="admin", account_password="password") as client:
+        assert client.get_vm(sim.vm("web-1")).name == "web-1"
+
+
+def test_unreachable_node_is_a_clear_error_naming_the_endpoint():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    with ZStackClient(endpoint, account_name="admin", account_password="password", retries=1) as client:
+        with pytest.raises(ZStackError) as info:
+            client.get_vm("0123456789abcdef0123456789abcdef")
+    assert info.value.code == "CLIENT.UNREACHABLE"
+    assert endpoint in str(info.value)
+
+
+def test_tls_verification_refuses_a_certificate_it_cannot_verify(sim):
+    # An HTTPS client pointed at the simulator's plain-HTTP port fails the handshake: a TLS error, named.
+    endpoint = sim.url.replace("http://", "https://")
+    with ZStackClient(endpoint, account_name="admin", account_password="password", retries=0) as client:
+        with pytest.raises(ZStackError) as info:
+            client.get_vm("0123456789abcdef0123456789abcdef")
+    assert info.value.code == "CLIENT.TLS" and endpoint in str(info.value)
