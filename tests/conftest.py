@@ -1,0 +1,34 @@
+"""Shared fixtures: one in-process simulator per test session (per xdist worker), reset for every test."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the repo root, when the package is not installed
+
+from simctl import SimCtl  # noqa: E402
+
+from zstack_iso.simulator import Simulator, run_simulator  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[Simulator]:
+    """One simulator on a free loopback port for the whole test session."""
+    with run_simulator(host="127.0.0.1", port=0, job_seconds=0.02) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(simulator: Simulator) -> Iterator[SimCtl]:
+    """The session's simulator, reset to the default inventory, with 0.02 s jobs."""
+    ctl = SimCtl(simulator.url)
+    ctl.reset()
+    ctl.config(jobSeconds=0.02)
+    yield ctl
+    ctl.close()

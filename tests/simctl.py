@@ -1,0 +1,158 @@
+"""SimCtl: a small test helper around a running simulator, over plain `requests` (never zstack_iso.client).
+
+Lookups (vm, image, cdroms, vm_inventory, access_key) read the control API's inventory dump, so they add
+nothing to the journal; `zstack()` makes real ZStack calls as admin (journaled, one cached login).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import requests
+
+ADMIN = ("admin", "password")
+
+
+class SimCtl:
+    def __init__(self, url: str, *, verify: bool | str = True, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.api = self.url + "/zstack/v1"
+        self._http = requests.Session()
+        self._http.verify = verify
+        self._timeout = timeout
+        self._session_uuid: str | None = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ control API
+
+    def _control(self, method: str, path: str, json: Any = None) -> Any:
+        r = self._http.request(method, f"{self.url}/_simulator/{path}", json=json, timeout=self._timeout)
+        if r.status_code != 200:
+            raise AssertionError(f"control API {method} {path} answered {r.status_code}: {r.text}")
+        return r.json()
+
+    def reset(self) -> None:
+        self._control("POST", "reset")
+        self._session_uuid = None
+
+    def inventory(self) -> dict[str, Any]:
+        return self._control("GET", "inventory")
+
+    def vm(self, name: str) -> str:
+        """UUID of the VM with this name."""
+        for vm in self.inventory()["vmInstances"]:
+            if vm["name"] == name:
+                return vm["uuid"]
+        raise KeyError(f"no VM named {name!r} in the simulator")
+
+    def image(self, name: str) -> str:
+        """UUID of the image with this name."""
+        for image in self.inventory()["images"]:
+            if image["name"] == name:
+                return image["uuid"]
+        raise KeyError(f"no image named {name!r} in the simulator")
+
+    def cdroms(self, vm_uuid: str) -> list[dict[str, Any]]:
+        """The VM's CD-ROMs as raw wire dicts, sorted by deviceId."""
+        rows = [c for c in self.inventory()["vmCdRoms"] if c["vmInstanceUuid"] == vm_uuid]
+        return sorted(rows, key=lambda c: c["deviceId"])
+
+    def vm_inventory(self, vm_uuid: str) -> dict[str, Any] | None:
+        """The VM's wire inventory (with vmCdRoms), or None if it does not exist (expunged)."""
+        return next((vm for vm in self.inventory()["vmInstances"] if vm["uuid"] == vm_uuid), None)
+
+    @property
+    def access_key(self) -> tuple[str, str]:
+        key = self.inventory()["accessKeys"][0]
+        return key["id"], key["secret"]
+
+    def journal(self) -> dict[str, Any]:
+        return self._control("GET", "journal")
+
+    def clear_journal(self) -> None:
+        self._control("DELETE", "journal")
+
+    def config(self, **changes: Any) -> dict[str, Any]:
+        """PUT the given config keys (jobSeconds, latencyMs, sessionTimeoutSeconds); returns the whole config."""
+        return self._control("PUT", "config", changes)
+
+    def fault(self, **spec: Any) -> str:
+        """Add a fault (method, pathRegex, action, times, status, body, error, delayMs); returns its id."""
+        return self._control("POST", "faults", spec)["id"]
+
+    def clear_faults(self) -> None:
+        self._control("DELETE", "faults")
+
+    def expire_sessions(self) -> None:
+        self._control("POST", "sessions/expire")
+
+    def hold_state(self, vm: str, state: str, seconds: float) -> None:
+        """Hold a VM (uuid or name) in `state` for `seconds`, then restore its former state."""
+        try:
+            vm_uuid = self.vm(vm)
+        except KeyError:
+            vm_uuid = vm
+        self._control("PUT", f"vm-instances/{vm_uuid}/state", {"state": state, "seconds": seconds})
+
+    # ------------------------------------------------------------------ raw ZStack calls as admin
+
+    def login(self) -> str:
+        body = {"logInByAccount": {"accountName": ADMIN[0], "password": hashlib.sha512(ADMIN[1].encode()).hexdigest()}}
+        r = self._http.put(f"{self.api}/accounts/login", json=body, timeout=self._timeout)
+        if r.status_code != 200:
+            raise AssertionError(f"admin login failed: {r.status_code} {r.text}")
+        self._session_uuid = r.json()["inventory"]["uuid"]
+        return self._session_uuid
+
+    def zstack(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> tuple[int, Any]:
+        """Call the ZStack API as admin; async calls are polled to the end. Returns (status, parsed body)."""
+        for attempt in range(2):
+            status, body = self._call_once(method, path, json, params, headers, wait)
+            expired = status == 503 and isinstance(body, dict) and body.get("error", {}).get("code") == "ID.1001"
+            if not expired or attempt:
+                return status, body
+            self._session_uuid = None  # the session expired (or the simulator was reset): log in again once
+        raise AssertionError("unreachable")
+
+    def _call_once(
+        self, method: str, path: str, json: Any, params: Any, headers: dict[str, str] | None, wait: bool
+    ) -> tuple[int, Any]:
+        if self._session_uuid is None:
+            self.login()
+        if path.startswith("http"):
+            url = path
+        elif path.startswith("/zstack/"):
+            url = self.url + path
+        else:
+            url = f"{self.api}/{path.lstrip('/')}"
+        all_headers = {"Authorization": f"OAuth {self._session_uuid}", **(headers or {})}
+        r = self._http.request(method, url, json=json, params=params, headers=all_headers, timeout=self._timeout)
+        status, body = r.status_code, _parse(r)
+        if not wait or status != 202 or not isinstance(body, dict) or "location" not in body:
+            return status, body
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            p = self._http.get(body["location"], timeout=self._timeout)
+            if p.status_code != 202:
+                return p.status_code, _parse(p)
+            time.sleep(0.005)
+        raise AssertionError(f"job {body['location']} did not finish within 60 s")
+
+
+def _parse(r: requests.Response) -> Any:
+    try:
+        return r.json()
+    except ValueError:
+        return r.text

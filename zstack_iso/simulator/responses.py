@@ -1,0 +1,564 @@
+"""Wire layer of the ZStack API (like moto's responses.py): route, parse, call one model method, render.
+
+It follows RestServer's request handling (§3.2, §3.7): path routing with literal paths first, unique paths that
+ignore the HTTP method, shared paths resolved by method or by the action key of a PUT body, URL variables over
+body and query values, and the plain-text answers for everything that fails before a ZStack message exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from .models import (
+    QUERY_OPS,
+    UUID_RE,
+    ApiError,
+    Auth,
+    Condition,
+    DuplicateJobError,
+    Job,
+    QuerySpec,
+    ZStackNode,
+)
+
+API_PREFIX = "/zstack"  # the web app's context path (§0 URL base)
+JOB_PATH_PREFIX = "/v1/api-jobs/"
+REQUEST_DURATION_MINUTES = 15  # §2 RestServer.checkTime
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+class WireError(Exception):
+    """A RestServer answer with a plain-text body (§3.7): 400, 403, 404, 405, 500."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # URL path, no query string
+    query: str  # raw query string
+    headers: Any  # case-insensitive mapping (email.message.Message)
+    body: bytes
+    base_url: str  # scheme://host[:port] the client used (Host header), for the job location (§3.3)
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any] | str | None
+    job: Job | None = None
+    login: bool = False
+
+
+@dataclass(frozen=True)
+class Api:
+    """One ZStack API as RestServer knows it: its annotation's method, body key, and handler."""
+
+    name: str
+    method: str
+    handler: str
+    action: str | None = None  # isAction APIs: the PUT body key
+    param_name: str | None = None  # other POST/PUT APIs: the body key holding the parameters
+    auth: bool = True
+    is_async: bool = True
+    ints: tuple[str, ...] = ()  # fields checked by TypeVerifier (§3.2)
+    bools: tuple[str, ...] = ()
+    strings: tuple[str, ...] = ()
+
+
+_QUERY_INTS = ("limit", "start")
+_QUERY_BOOLS = ("count", "replyWithCount")
+
+
+def _query_api(name: str, kind: str) -> Api:
+    return Api(name, "GET", "query:" + kind, is_async=False, ints=_QUERY_INTS, bools=_QUERY_BOOLS)
+
+
+def _unsupported(name: str, method: str, action: str | None = None) -> Api:
+    return Api(name, method, "unsupported", action=action, is_async=False)
+
+
+# RestServer's table, for the paths this simulator serves (relative to /zstack).
+ROUTES: list[tuple[str, list[Api]]] = [
+    ("/v1/accounts/login", [Api("LogInByAccount", "PUT", "login_account", action="logInByAccount", auth=False,
+                                is_async=False, strings=("accountName", "password"))]),
+    ("/v1/accounts/users/login", [Api("LogInByUser", "PUT", "login_user", action="logInByUser", auth=False,
+                                      is_async=False, strings=("accountName", "accountUuid", "userName",
+                                                               "password"))]),
+    ("/v1/accounts/sessions/{sessionUuid}", [Api("LogOut", "DELETE", "logout", auth=False, is_async=False)]),
+    ("/v1/accounts/sessions/{sessionUuid}/valid", [Api("ValidateSession", "GET", "validate_session", auth=False,
+                                                       is_async=False)]),
+    ("/v1/accounts/sessions/{sessionUuid}/renew", [Api("RenewSession", "PUT", "renew_session",
+                                                       action="renewSession", ints=("duration",))]),
+    ("/v1/management-nodes/actions", [
+        Api("GetVersion", "PUT", "get_version", action="getVersion", auth=False, is_async=False),
+        Api("GetCurrentTime", "PUT", "get_current_time", action="getCurrentTime", auth=False, is_async=False),
+    ]),
+    ("/v1/vm-instances", [_query_api("QueryVmInstance", "vmInstance"), _unsupported("CreateVmInstance", "POST")]),
+    ("/v1/vm-instances/{uuid}", [
+        _query_api("QueryVmInstance", "vmInstance"),
+        Api("DestroyVmInstance", "DELETE", "vm:destroy"),
+    ]),
+    ("/v1/vm-instances/{uuid}/actions", [
+        Api("StartVmInstance", "PUT", "vm:start", action="startVmInstance"),
+        Api("StopVmInstance", "PUT", "vm:stop", action="stopVmInstance", strings=("type",)),
+        Api("RebootVmInstance", "PUT", "vm:reboot", action="rebootVmInstance"),
+        Api("RecoverVmInstance", "PUT", "vm:recover", action="recoverVmInstance"),
+        Api("ExpungeVmInstance", "PUT", "vm:expunge", action="expungeVmInstance"),
+        _unsupported("UpdateVmInstance", "PUT", action="updateVmInstance"),
+    ]),
+    ("/v1/vm-instances/cdroms", [
+        _query_api("QueryVmCdRom", "vmCdRom"),
+        Api("CreateVmCdRom", "POST", "create_cdrom", param_name="params",
+            strings=("name", "vmInstanceUuid", "isoUuid", "description", "resourceUuid")),
+    ]),
+    ("/v1/vm-instances/cdroms/{uuid}", [
+        _query_api("QueryVmCdRom", "vmCdRom"),
+        Api("DeleteVmCdRom", "DELETE", "delete_cdrom"),
+    ]),
+    ("/v1/vm-instances/cdroms/{uuid}/actions", [Api("UpdateVmCdRom", "PUT", "update_cdrom",
+                                                    action="updateVmCdRom", strings=("name", "description"))]),
+    ("/v1/vm-instances/{vmInstanceUuid}/cdroms/{uuid}/actions", [
+        Api("SetVmInstanceDefaultCdRom", "PUT", "set_default_cdrom", action="setVmInstanceDefaultCdRom"),
+    ]),
+    ("/v1/vm-instances/{vmInstanceUuid}/iso/{isoUuid}", [Api("AttachIsoToVmInstance", "POST", "attach_iso",
+                                                             param_name="null")]),
+    ("/v1/vm-instances/{vmInstanceUuid}/iso", [Api("DetachIsoFromVmInstance", "DELETE", "detach_iso",
+                                                   strings=("isoUuid",))]),
+    ("/v1/vm-instances/{vmInstanceUuid}/iso-candidates", [Api("GetCandidateIsoForAttachingVm", "GET",
+                                                              "iso_candidates", is_async=False)]),
+    ("/v1/images", [_query_api("QueryImage", "image"), _unsupported("AddImage", "POST")]),
+    ("/v1/images/{uuid}", [_query_api("QueryImage", "image"), _unsupported("DeleteImage", "DELETE")]),
+    ("/v1/images/iso/{isoUuid}/vm-candidates", [Api("GetCandidateVmForAttachingIso", "GET", "vm_candidates",
+                                                    is_async=False)]),
+]  # fmt: skip
+
+
+def _compile_routes() -> list[tuple[tuple[str, ...], list[Api]]]:
+    compiled = [(tuple(p.strip("/").split("/")), apis) for p, apis in ROUTES]
+    # §4.1: literal paths win over variables (/vm-instances/cdroms is not /vm-instances/{uuid})
+    compiled.sort(key=lambda r: sum(seg.startswith("{") for seg in r[0]))
+    return compiled
+
+
+_ROUTES = _compile_routes()
+
+
+def match_route(path: str) -> tuple[list[Api], dict[str, str]] | None:
+    segments = path.strip("/").split("/") if path != "/" else []
+    if path.endswith("/") and path != "/":
+        return None
+    for pattern, apis in _ROUTES:
+        if len(pattern) != len(segments):
+            continue
+        variables: dict[str, str] = {}
+        for pat, seg in zip(pattern, segments, strict=True):
+            if pat.startswith("{"):
+                if not seg:
+                    break
+                variables[pat[1:-1]] = unquote(seg)
+            elif pat != seg:
+                break
+        else:
+            return apis, variables
+    return None
+
+
+def parse_condition(text: str) -> Condition:
+    """§4.2: the first operator, in QUERY_OPS order, that occurs in the condition; field trimmed, value not."""
+    for op in QUERY_OPS:
+        if op in text:
+            name, _, value = text.partition(op)
+            if op in ("is null", "not null"):
+                return Condition(name.strip(), op, None)
+            return Condition(name.strip(), op, value)
+    raise WireError(
+        400,
+        f"Invalid query parameter. The '{text}' in the parameter[q] doesn't contain any query operator. "
+        f"Valid query operators are [{', '.join(QUERY_OPS)}]",
+    )
+
+
+def parse_access_key_date(value: str) -> dt.datetime:
+    """§2: `EEE, dd MMM yyyy HH:mm:ss z`, English, case-insensitive; the zone is ignored (checkTimeZone=false)."""
+    parts = value.strip().split(" ")
+    if len(parts) != 6 or not parts[0].endswith(","):
+        raise ValueError(value)
+    weekday, day, month, year, clock, zone = parts
+    weekday = weekday[:-1].lower()
+    if weekday not in _WEEKDAYS or month.lower() not in _MONTHS or len(day) != 2 or len(year) != 4:
+        raise ValueError(value)
+    if not zone or not (zone[0].isalpha() or zone[0] in "+-"):
+        raise ValueError(value)
+    hh, mm, ss = clock.split(":")
+    if not (len(hh) == len(mm) == len(ss) == 2):
+        raise ValueError(value)
+    when = dt.datetime(int(year), _MONTHS.index(month.lower()) + 1, int(day), int(hh), int(mm), int(ss))
+    if when.weekday() != _WEEKDAYS.index(weekday):
+        raise ValueError(value)
+    return when
+
+
+@dataclass
+class _Call:
+    """A request resolved to one API: its parameters, auth and the fault (if any) that applies to it."""
+
+    request: Request
+    api: Api
+    variables: dict[str, str]
+    params: dict[str, Any]
+    query: list[tuple[str, str]]
+    system_tags: list[str]
+    fault: Any = None
+    auth: Auth = field(default_factory=Auth)
+    job_uuid: str | None = None
+    timeout_ms: int | None = None
+
+
+class ZStackResponses:
+    """Turns a Request into a Reply by calling the node; never raises for bad input."""
+
+    def __init__(self, node: ZStackNode, now: Callable[[], dt.datetime] = dt.datetime.now) -> None:
+        self.node = node
+        self._now = now
+
+    # ------------------------------------------------------------------ entry point
+
+    def handle(self, request: Request, fault: Any = None) -> Reply:
+        try:
+            return self._handle(request, fault)
+        except WireError as exc:
+            return Reply(exc.status, exc.text)
+        except ApiError as exc:
+            return Reply(503, {"error": exc.to_dict()})
+
+    def _handle(self, request: Request, fault: Any) -> Reply:
+        if not request.path.startswith(API_PREFIX + "/"):
+            raise WireError(404, f"no api mapping to {request.path}")
+        path = request.path[len(API_PREFIX) :]
+        if path.startswith(JOB_PATH_PREFIX) and path.count("/") == 3:
+            return self._poll(request, path[len(JOB_PATH_PREFIX) :], fault)
+        routed = match_route(path)
+        if routed is None:
+            raise WireError(404, f"no api mapping to {path}")  # §3.7
+        apis, variables = routed
+        body = self._parse_body(request)
+        api = self._pick_api(apis, request.method, body, path)
+        call = self._build_call(request, api, variables, body)
+        call.fault = fault
+        if api.auth:
+            call.auth = self._authenticate(request, path)
+        self._check_job_headers(call)
+        self._verify_types(call)
+        if fault is not None and fault.action == "job_error" and not api.is_async:
+            return Reply(503, {"error": fault.error})  # a synchronous call fails at once
+        handler = api.handler
+        if ":" in handler:
+            kind, arg = handler.split(":", 1)
+            return getattr(self, "_api_" + kind)(call, arg)
+        return getattr(self, "_api_" + handler)(call)
+
+    # ------------------------------------------------------------------ request parsing (§3.2, §3.7)
+
+    @staticmethod
+    def _parse_body(request: Request) -> dict[str, Any]:
+        if request.method not in ("POST", "PUT") or not request.body.strip():
+            return {}  # GET and DELETE bodies are ignored; an empty body is an empty map
+        try:
+            body = json.loads(request.body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            # §3.7: the catch-all answers 500 with the exception's message
+            raise WireError(500, f"com.google.gson.JsonSyntaxException: {exc}") from None
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            kind = "BEGIN_ARRAY" if isinstance(body, list) else type(body).__name__.upper()
+            raise WireError(500, f"java.lang.IllegalStateException: Expected BEGIN_OBJECT but was {kind}")
+        return body
+
+    @staticmethod
+    def _pick_api(apis: list[Api], method: str, body: dict[str, Any], path: str) -> Api:
+        if len(apis) == 1:
+            return apis[0]  # §3.7: a path with a single API does not check the HTTP method
+        if method == "POST":
+            found = [a for a in apis if a.method == "POST"]
+            if not found:
+                raise WireError(500, f"No creational API found for the path[{path}]")
+            return found[0]
+        if method == "PUT":
+            for api in apis:
+                if api.action and api.action in body:
+                    return api
+            raise WireError(400, f"the body doesn't contain action mapping to the URL[{path}]")
+        if method in ("GET", "DELETE"):
+            found = [a for a in apis if a.method == method]
+            if not found:
+                kind = "query" if method == "GET" else "delete"
+                raise WireError(500, f"No {kind} API found for the path[{path}]")
+            return found[0]
+        raise WireError(405, f"The method[{method}] is not supported for the path[{path}]")
+
+    @staticmethod
+    def _build_call(request: Request, api: Api, variables: dict[str, str], body: dict[str, Any]) -> _Call:
+        query = parse_qsl(request.query, keep_blank_values=True)
+        tags: Any = []
+        if request.method in ("GET", "DELETE"):
+            # §3.2: parameters only from the query string; lists as repeated keys or k.0=...
+            params: dict[str, Any] = {}
+            for key, value in query:
+                if key == "systemTags" or key.startswith("systemTags."):
+                    tags.append(value)
+                elif key not in params:
+                    params[key] = value
+        else:
+            key = api.action or api.param_name
+            params = body.get(key) if key else {}
+            if params is None:
+                params = {}
+            if not isinstance(params, dict):
+                raise WireError(400, f"the value of the body key[{key}] must be a JSON object")
+            tags = body.get("systemTags")
+            if tags is None:
+                tags = params.get("systemTags")  # the SDKs' {"null": {"systemTags": [...]}} form (§5.1)
+            if tags is None:
+                tags = []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise WireError(400, "field[systemTags] must be a list of strings")
+        params = dict(params)
+        params.update(variables)  # §3.2: URL variables always override
+        return _Call(request, api, variables, params, query, tags)
+
+    def _authenticate(self, request: Request, path: str) -> Auth:
+        """§1.4 and §2 (RestServer handleApi): the plain-text 400/403 answers come before any job exists."""
+        header = request.headers.get("Authorization")
+        if header is None:
+            raise WireError(400, "missing header 'Authorization'")
+        if header.startswith("OAuth"):
+            return Auth(session_uuid=header.replace("OAuth", "", 1).strip())
+        if header.startswith("ZStack"):
+            parts = header[len("ZStack") :].strip().split(":")
+            if len(parts) != 2:
+                raise WireError(400, "accessKey format is 'ZStack AccessKeyId:Signature'")
+            date = request.headers.get("Date")
+            if date is None:
+                raise WireError(400, "'Date' must be incuded in request header")  # sic (§2)
+            try:
+                sent = parse_access_key_date(date)
+            except ValueError:
+                raise WireError(400, "'Date' format error, correct format is 'EEE, dd MMM yyyy HH:mm:ss z'") from None
+            if abs((self._now() - sent).total_seconds()) > REQUEST_DURATION_MINUTES * 60:
+                raise WireError(403, "requestTimeTooSkewed")
+            # §2: the URI signed is the path without the context path and without the query string
+            return self.node.authenticate_access_key(parts[0], parts[1], request.method, date, path)
+        raise WireError(400, "Authorization type must be 'OAuth'")
+
+    def _check_job_headers(self, call: _Call) -> None:
+        headers = call.request.headers
+        job_uuid = headers.get("X-Job-UUID")
+        if job_uuid is not None:
+            if not UUID_RE.match(job_uuid):  # §3.2
+                raise WireError(400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped")
+            call.job_uuid = job_uuid
+        timeout = headers.get("X-API-Timeout")
+        if timeout is not None:
+            try:
+                seconds = int(timeout.strip())
+                if seconds <= 0:
+                    raise ValueError(timeout)
+            except ValueError:
+                raise WireError(400, f"Invalid header[X-API-Timeout]: {timeout} is not a number of seconds") from None
+            call.timeout_ms = seconds * 1000
+
+    @staticmethod
+    def _verify_types(call: _Call) -> None:
+        """§3.2 TypeVerifier: wrong types for declared fields are a plain-text 400."""
+        api, params = call.api, call.params
+        for name in api.ints:
+            value = params.get(name)
+            if value is None:
+                continue
+            if isinstance(value, str):
+                try:
+                    params[name] = int(value.strip())
+                    continue
+                except ValueError:
+                    pass
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value):
+                params[name] = int(value)
+                continue
+            raise WireError(400, f"field[{name}] of API[{api.name}] must be an integer, but got {value!r}")
+        for name in api.bools:
+            value = params.get(name)
+            if value is None or isinstance(value, bool):
+                continue
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                params[name] = value.lower() == "true"
+                continue
+            raise WireError(400, f"field[{name}] of API[{api.name}] must be true or false, but got {value!r}")
+        for name in api.strings:
+            value = params.get(name)
+            if value is not None and not isinstance(value, str):
+                raise WireError(400, f"field[{name}] of API[{api.name}] must be a string, but got {value!r}")
+
+    # ------------------------------------------------------------------ jobs (§3.3, §3.4)
+
+    def _poll(self, request: Request, job_uuid: str, fault: Any) -> Reply:
+        if request.method != "GET":
+            raise WireError(405, "only GET method is allowed for querying job status")
+        if fault is not None and fault.action == "expire_job":
+            raise WireError(404, "the job has been expired")
+        if fault is not None and fault.action == "job_error":
+            return Reply(503, {"error": fault.error})
+        result = self.node.poll_job(job_uuid)
+        if result is None:
+            raise WireError(404, "the job has been expired")
+        status, body = result
+        if status == 200 and request.headers.get("X-JSON-Schema") is not None:
+            body["schema"] = {}
+        return Reply(status, body)
+
+    def _accept(self, call: _Call) -> Job:
+        fault = call.fault
+        try:
+            return self.node.accept_job(
+                call.api.name,
+                call.job_uuid,
+                call.timeout_ms,
+                injected_error=fault.error if fault is not None and fault.action == "job_error" else None,
+                expired=fault is not None and fault.action == "expire_job",
+            )
+        except DuplicateJobError:
+            raise WireError(400, f"Duplicate job uuid[{call.job_uuid}]") from None
+
+    @staticmethod
+    def _accepted(call: _Call, job: Job) -> Reply:
+        location = f"{call.request.base_url}{API_PREFIX}{JOB_PATH_PREFIX}{job.uuid}"
+        return Reply(202, {"location": location, "apiTimeout": job.timeout_ms}, job=job)
+
+    def _sync(self, call: _Call, body: dict[str, Any], login: bool = False) -> Reply:
+        if call.request.headers.get("X-JSON-Schema") is not None:
+            body["schema"] = {}
+        return Reply(200, body, login=login)
+
+    # ------------------------------------------------------------------ sessions (§1)
+
+    def _api_login_account(self, call: _Call) -> Reply:
+        p = call.params
+        return self._sync(call, self.node.login_by_account(p.get("accountName"), p.get("password")), login=True)
+
+    def _api_login_user(self, call: _Call) -> Reply:
+        p = call.params
+        result = self.node.login_by_user(
+            p.get("accountName"), p.get("accountUuid"), p.get("userName"), p.get("password")
+        )
+        return self._sync(call, result, login=True)
+
+    def _api_logout(self, call: _Call) -> Reply:
+        return self._sync(call, self.node.logout(call.variables["sessionUuid"]))
+
+    def _api_validate_session(self, call: _Call) -> Reply:
+        return self._sync(call, self.node.validate_session(call.variables["sessionUuid"]))
+
+    def _api_renew_session(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.renew_session(job, call.auth, call.variables["sessionUuid"], call.params.get("duration"))
+        return self._accepted(call, job)
+
+    def _api_get_version(self, call: _Call) -> Reply:
+        return self._sync(call, self.node.get_version())
+
+    def _api_get_current_time(self, call: _Call) -> Reply:
+        now = time.time()
+        return self._sync(call, {"currentTime": {"MillionSeconds": int(now * 1000), "Seconds": int(now)}})
+
+    def _api_unsupported(self, call: _Call) -> Reply:
+        raise WireError(501, f"{call.api.name} is not implemented by the ZStack simulator")
+
+    # ------------------------------------------------------------------ queries (§4)
+
+    def _api_query(self, call: _Call, kind: str) -> Reply:
+        spec = QuerySpec()
+        conditions = [v for k, v in call.query if k == "q"] if call.request.method in ("GET", "DELETE") else []
+        spec.conditions = [parse_condition(c) for c in conditions]
+        if "uuid" in call.variables:
+            spec.conditions.append(Condition("uuid", "=", call.variables["uuid"]))  # §4.1: GET .../{uuid} is a list
+        p = call.params
+        if p.get("limit") is not None:
+            spec.limit = p["limit"]
+        if p.get("start") is not None:
+            spec.start = p["start"]
+        spec.count = bool(p.get("count"))
+        spec.reply_with_count = bool(p.get("replyWithCount"))
+        if isinstance(p.get("sort"), str) and p["sort"].strip():
+            spec.sort = p["sort"].strip()
+        if isinstance(p.get("fields"), str) and p["fields"]:
+            spec.fields = [f.strip() for f in p["fields"].split(",") if f.strip()]  # §4.2: only the first fields=
+        result = self.node.query(call.auth, kind, spec)
+        result["schema"] = {}  # §4.2: every query reply has a schema map; {} is allowed
+        return Reply(200, result)
+
+    def _api_iso_candidates(self, call: _Call) -> Reply:
+        result = self.node.iso_candidates(call.auth, call.variables["vmInstanceUuid"])
+        result["schema"] = {}
+        return Reply(200, result)
+
+    def _api_vm_candidates(self, call: _Call) -> Reply:
+        result = self.node.vm_candidates(call.auth, call.variables["isoUuid"])
+        result["schema"] = {}
+        return Reply(200, result)
+
+    # ------------------------------------------------------------------ ISO and CD-ROM APIs (§5, §6, §7)
+
+    def _api_attach_iso(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        v = call.variables
+        self.node.attach_iso(job, call.auth, v["vmInstanceUuid"], v["isoUuid"], call.system_tags)
+        return self._accepted(call, job)
+
+    def _api_detach_iso(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.detach_iso(job, call.auth, call.variables["vmInstanceUuid"], call.params.get("isoUuid"))
+        return self._accepted(call, job)
+
+    def _api_create_cdrom(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        p = call.params
+        self.node.create_cdrom(
+            job, call.auth, p.get("vmInstanceUuid"), p.get("name"), p.get("isoUuid"), p.get("description"),
+            p.get("resourceUuid"),
+        )  # fmt: skip
+        return self._accepted(call, job)
+
+    def _api_delete_cdrom(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.delete_cdrom(job, call.auth, call.variables["uuid"])
+        return self._accepted(call, job)
+
+    def _api_update_cdrom(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        p = call.params
+        self.node.update_cdrom(job, call.auth, call.variables["uuid"], p.get("name"), p.get("description"))
+        return self._accepted(call, job)
+
+    def _api_set_default_cdrom(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.set_default_cdrom(job, call.auth, call.variables["vmInstanceUuid"], call.variables["uuid"])
+        return self._accepted(call, job)
+
+    # ------------------------------------------------------------------ VM lifecycle (§13)
+
+    def _api_vm(self, call: _Call, action: str) -> Reply:
+        job = self._accept(call)
+        self.node.change_vm_state(job, call.auth, action, call.variables["uuid"], stop_type=call.params.get("type"))
+        return self._accepted(call, job)
