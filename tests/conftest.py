@@ -12,8 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the repo root, when the package is not installed
 
-from simctl import SimCtl  # noqa: E402
-
+from tests.simctl import SimCtl  # noqa: E402
 from zstack_iso.simulator import Simulator, run_simulator  # noqa: E402
 
 
