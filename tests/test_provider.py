@@ -1,0 +1,396 @@
+"""IsoAttachmentProvider's methods, called directly, against the simulator over real HTTP.
+
+The engine-level tests (test_engine.py) drive the same provider through `python -m pulumi.dynamic`; these
+cover each rule of check/diff/create/read/update/delete one at a time, with the message a user gets.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pulumi.dynamic import Config, ConfigureRequest
+from pulumi.output import Unknown
+
+from zstack_iso.provider import IsoAttachmentError, IsoAttachmentProvider
+
+NOT_A_UUID = "0123456789abcdef0123456789abcdef"
+
+
+def make_provider(config: dict[str, str]) -> IsoAttachmentProvider:
+    provider = IsoAttachmentProvider()
+    provider.configure(ConfigureRequest(Config(config, "zstack-iso")))
+    return provider
+
+
+@pytest.fixture
+def provider(sim, monkeypatch):
+    for name in ("ZSTACK_HOST", "ZSTACK_ENDPOINT", "ZSTACK_ACCOUNT_NAME", "ZSTACK_ACCOUNT_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    return make_provider(
+        {
+            "zstack:endpoint": sim.url,
+            "zstack:accountName": "admin",
+            "zstack:accountPassword": "password",
+            "zstack:jobTimeout": "20",
+        }
+    )
+
+
+def writes(sim) -> list[str]:
+    """The ZStack write calls the node received (logins excluded)."""
+    return [
+        f"{r['method']} {r['path']}"
+        for r in sim.journal()["requests"]
+        if r["method"] in ("POST", "PUT", "DELETE") and "/accounts/" not in r["path"]
+    ]
+
+
+def attach_out_of_band(sim, vm: str, iso: str, cdrom: str | None = None) -> None:
+    body = {"systemTags": [f"cdromUuid::{cdrom}"]} if cdrom else None
+    status, answer = sim.zstack("POST", f"vm-instances/{vm}/iso/{iso}", json=body)
+    assert status == 200, answer
+
+
+def detach_out_of_band(sim, vm: str, iso: str) -> None:
+    status, answer = sim.zstack("DELETE", f"vm-instances/{vm}/iso", params={"isoUuid": iso})
+    assert status == 200, answer
+
+
+def holder(sim, vm: str, iso: str) -> dict | None:
+    return next((c for c in sim.cdroms(vm) if c.get("isoUuid") == iso), None)
+
+
+# -- check -------------------------------------------------------------------------------------------------
+
+
+def test_check_normalizes_uuid_case_and_accepts_a_missing_cdrom(provider):
+    result = provider.check({}, {"vm_uuid": "AB" * 16, "iso_uuid": " " + "cd" * 16 + " "})
+    assert result.failures == []
+    assert result.inputs["vm_uuid"] == "ab" * 16
+    assert result.inputs["iso_uuid"] == "cd" * 16
+
+
+@pytest.mark.parametrize(
+    ("news", "prop", "phrase"),
+    [
+        ({"iso_uuid": NOT_A_UUID}, "vm_uuid", "vm_uuid is required"),
+        ({"vm_uuid": NOT_A_UUID}, "iso_uuid", "iso_uuid is required"),
+        ({"vm_uuid": "web-1", "iso_uuid": NOT_A_UUID}, "vm_uuid", "32 hexadecimal characters"),
+        ({"vm_uuid": "", "iso_uuid": NOT_A_UUID}, "vm_uuid", "got ''"),
+        ({"vm_uuid": 42, "iso_uuid": NOT_A_UUID}, "vm_uuid", "must be a string"),
+        ({"vm_uuid": NOT_A_UUID, "iso_uuid": "7105b03e-0979-4680-b7ba-1027f812c987"}, "iso_uuid", "without dashes"),
+        ({"vm_uuid": NOT_A_UUID, "iso_uuid": NOT_A_UUID, "cdrom_uuid": ""}, "cdrom_uuid", "omit cdrom_uuid"),
+        ({"vm_uuid": NOT_A_UUID, "iso_uuid": NOT_A_UUID, "cdrom_uuid": NOT_A_UUID + "0"}, "cdrom_uuid", "got"),
+    ],
+)
+def test_check_reports_each_bad_property_with_what_a_valid_value_looks_like(provider, news, prop, phrase):
+    failures = provider.check({}, news).failures
+    assert [f.property for f in failures] == [prop]
+    assert phrase in failures[0].reason
+
+
+def test_check_passes_unknown_values_through_in_a_preview(provider):
+    unknown = Unknown()
+    result = provider.check({}, {"vm_uuid": unknown, "iso_uuid": NOT_A_UUID, "cdrom_uuid": unknown})
+    assert result.failures == []
+    assert result.inputs["vm_uuid"] is unknown
+
+
+# -- create ------------------------------------------------------------------------------------------------
+
+
+def test_create_attaches_to_the_empty_cdrom_with_the_lowest_device_id(sim, provider):
+    vm, iso = sim.vm("web-1"), sim.image("ubuntu-22.04-server.iso")
+    result = provider.create({"vm_uuid": vm, "iso_uuid": iso})
+    first = sim.cdroms(vm)[0]
+    assert result.id == f"{vm}/{iso}"
+    assert result.outs == {"vm_uuid": vm, "iso_uuid": iso, "cdrom_uuid": first["uuid"], "device_id": 0}
+    assert first["isoUuid"] == iso
+
+
+def test_create_uses_the_pinned_cdrom(sim, provider):
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    third = sim.cdroms(vm)[2]
+    result = provider.create({"vm_uuid": vm, "iso_uuid": iso, "cdrom_uuid": third["uuid"]})
+    assert result.outs["cdrom_uuid"] == third["uuid"]
+    assert result.outs["device_id"] == 2
+    assert holder(sim, vm, iso)["uuid"] == third["uuid"]
+
+
+def test_create_on_a_stopped_vm_attaches_without_an_install_path(sim, provider):
+    vm, iso = sim.vm("db-1"), sim.image("rescue.iso")
+    provider.create({"vm_uuid": vm, "iso_uuid": iso})
+    slot = holder(sim, vm, iso)
+    assert slot is not None and "isoInstallPath" not in slot
+
+
+def test_create_adopts_an_iso_already_attached_in_the_wanted_slot_without_writing(sim, provider, capsys):
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    second = sim.cdroms(vm)[1]["uuid"]
+    attach_out_of_band(sim, vm, iso, second)
+    sim.clear_journal()
+    result = provider.create({"vm_uuid": vm, "iso_uuid": iso, "cdrom_uuid": second})
+    assert result.outs["cdrom_uuid"] == second
+    assert writes(sim) == []
+    assert f"adopted ISO {iso}" in capsys.readouterr().err
+
+
+def test_create_refuses_an_attached_iso_pinned_to_another_slot(sim, provider):
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    first, third = sim.cdroms(vm)[0]["uuid"], sim.cdroms(vm)[2]["uuid"]
+    attach_out_of_band(sim, vm, iso, first)
+    with pytest.raises(IsoAttachmentError, match=f"already attached to VM {vm} in CD-ROM {first}"):
+        provider.create({"vm_uuid": vm, "iso_uuid": iso, "cdrom_uuid": third})
+
+
+def test_a_second_declaration_of_the_same_vm_and_iso_fails_instead_of_adopting_its_twin(sim, provider):
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    provider.create({"vm_uuid": vm, "iso_uuid": iso})
+    with pytest.raises(IsoAttachmentError, match="declared by two IsoAttachment resources"):
+        provider.create({"vm_uuid": vm, "iso_uuid": iso})
+
+
+def test_create_waits_for_a_vm_in_a_transitional_state(sim, provider):
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    sim.hold_state(vm, "Starting", 0.6)
+    result = provider.create({"vm_uuid": vm, "iso_uuid": iso})
+    assert holder(sim, vm, iso)["uuid"] == result.outs["cdrom_uuid"]
+
+
+def test_create_gives_up_on_a_vm_that_stays_transitional_past_the_timeout(sim):
+    provider = make_provider(
+        {
+            "zstack:endpoint": sim.url,
+            "zstack:accountName": "admin",
+            "zstack:accountPassword": "password",
+            "zstack:jobTimeout": "0.5",
+        }
+    )
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    sim.hold_state(vm, "Migrating", 5)
+    with pytest.raises(IsoAttachmentError, match=f"VM {vm} stayed Migrating"):
+        provider.create({"vm_uuid": vm, "iso_uuid": iso})
+    assert writes(sim) == []
+
+
+PRECONDITIONS = [
+    # (vm name or raw uuid, iso name or raw uuid, cdrom picker, expected message)
+    ("missing-vm", "rescue.iso", None, "VM {vm} does not exist"),
+    ("old-1", "rescue.iso", None, "VM {vm} is Destroyed"),
+    ("web-1", "missing-iso", None, "no image with that UUID exists"),
+    ("web-1", "centos-7-root", None, "it is a RootVolumeTemplate, not an ISO"),
+    ("web-1", "drivers-disabled.iso", None, "the image is Disabled and Ready; it must be Enabled and Ready"),
+    ("web-1", "installer-downloading.iso", None, "the image is Enabled and Downloading"),
+    ("web-1", "rescue.iso", "web-2's cdrom", "CD-ROM {cdrom} is not a CD-ROM of VM {vm}"),
+    ("web-1", "rescue.iso", "occupied", "CD-ROM {cdrom} (device 0) of VM {vm} already holds ISO"),
+    ("web-2", "rescue.iso", "full", "VM {vm} has no free CD-ROM"),
+    ("legacy-1", "rescue.iso", None, "VM {vm} has no CD-ROM"),
+]
+
+
+@pytest.mark.parametrize(("vm_name", "iso_name", "cdrom", "message"), PRECONDITIONS)
+def test_create_refuses_an_impossible_attachment_before_any_write(sim, provider, vm_name, iso_name, cdrom, message):
+    vm = "ee" * 16 if vm_name == "missing-vm" else sim.vm(vm_name)
+    iso = "ff" * 16 if iso_name == "missing-iso" else sim.image(iso_name)
+    cdrom_uuid = None
+    if cdrom == "web-2's cdrom":
+        cdrom_uuid = sim.cdroms(sim.vm("web-2"))[0]["uuid"]
+    elif cdrom in ("occupied", "full"):
+        attach_out_of_band(sim, vm, sim.image("virtio-win-0.1.240.iso"))
+        cdrom_uuid = sim.cdroms(vm)[0]["uuid"] if cdrom == "occupied" else None
+    sim.clear_journal()
+    props = {"vm_uuid": vm, "iso_uuid": iso, **({"cdrom_uuid": cdrom_uuid} if cdrom_uuid else {})}
+    with pytest.raises(IsoAttachmentError) as failure:
+        provider.create(props)
+    assert message.format(vm=vm, cdrom=cdrom_uuid) in str(failure.value)
+    assert writes(sim) == []
+
+
+# -- diff --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def attached(sim, provider):
+    vm, iso = sim.vm("web-1"), sim.image("ubuntu-22.04-server.iso")
+    result = provider.create({"vm_uuid": vm, "iso_uuid": iso})
+    return result.id, result.outs
+
+
+def test_diff_of_an_unchanged_attachment_reports_no_change(provider, attached):
+    id_, outs = attached
+    news = {k: outs[k] for k in ("vm_uuid", "iso_uuid")}
+    result = provider.diff(id_, {**outs, "__provider": "old"}, {**news, "__provider": "new"})
+    assert result.changes is False and result.replaces == []
+
+
+def test_diff_replaces_delete_before_replace_when_the_iso_changes(sim, provider, attached):
+    id_, outs = attached
+    result = provider.diff(id_, outs, {"vm_uuid": outs["vm_uuid"], "iso_uuid": sim.image("rescue.iso")})
+    assert result.changes is True
+    assert result.replaces == ["iso_uuid"]
+    assert result.delete_before_replace is True
+
+
+def test_diff_replaces_when_the_vm_is_unknown_in_a_preview(provider, attached):
+    id_, outs = attached
+    result = provider.diff(id_, outs, {"vm_uuid": Unknown(), "iso_uuid": outs["iso_uuid"]})
+    assert result.replaces == ["vm_uuid"]
+
+
+def test_diff_of_a_cdrom_newly_pinned_to_the_slot_in_use_changes_nothing(provider, attached):
+    id_, outs = attached
+    news = {"vm_uuid": outs["vm_uuid"], "iso_uuid": outs["iso_uuid"], "cdrom_uuid": outs["cdrom_uuid"]}
+    assert provider.diff(id_, outs, news).changes is False
+
+
+def test_diff_of_a_cdrom_pinned_elsewhere_replaces(sim, provider, attached):
+    id_, outs = attached
+    other = sim.cdroms(outs["vm_uuid"])[2]["uuid"]
+    news = {"vm_uuid": outs["vm_uuid"], "iso_uuid": outs["iso_uuid"], "cdrom_uuid": other}
+    result = provider.diff(id_, outs, news)
+    assert result.replaces == ["cdrom_uuid"] and result.delete_before_replace is True
+
+
+def test_diff_shows_an_iso_detached_outside_pulumi_as_a_replacement_with_a_warning(sim, provider, attached, capsys):
+    id_, outs = attached
+    detach_out_of_band(sim, outs["vm_uuid"], outs["iso_uuid"])
+    result = provider.diff(id_, outs, {k: outs[k] for k in ("vm_uuid", "iso_uuid")})
+    assert result.changes is True and result.replaces == ["iso_uuid"]
+    warning = capsys.readouterr().err
+    assert f"warning: ISO {outs['iso_uuid']} on VM {outs['vm_uuid']}: the ISO was detached outside Pulumi" in warning
+
+
+def test_diff_shows_an_iso_moved_to_another_cdrom(sim, provider, attached, capsys):
+    id_, outs = attached
+    vm, iso = outs["vm_uuid"], outs["iso_uuid"]
+    detach_out_of_band(sim, vm, iso)
+    third = sim.cdroms(vm)[2]["uuid"]
+    attach_out_of_band(sim, vm, iso, third)
+    result = provider.diff(id_, outs, {"vm_uuid": vm, "iso_uuid": iso})
+    assert result.replaces == ["iso_uuid"]
+    assert f"moved outside Pulumi from CD-ROM {outs['cdrom_uuid']} to CD-ROM {third}" in capsys.readouterr().err
+
+
+def test_diff_shows_a_destroyed_vm(sim, provider, attached, capsys):
+    id_, outs = attached
+    status, _ = sim.zstack("DELETE", f"vm-instances/{outs['vm_uuid']}")
+    assert status == 200
+    assert provider.diff(id_, outs, {k: outs[k] for k in ("vm_uuid", "iso_uuid")}).replaces == ["iso_uuid"]
+    assert "the VM is Destroyed" in capsys.readouterr().err
+
+
+def test_diff_fails_naming_the_endpoint_when_the_node_cannot_be_reached(attached):
+    id_, outs = attached
+    offline = make_provider(
+        {"zstack:endpoint": "http://127.0.0.1:9", "zstack:accountName": "admin", "zstack:accountPassword": "x"}
+    )
+    with pytest.raises(Exception, match="127.0.0.1:9"):
+        offline.diff(id_, outs, {k: outs[k] for k in ("vm_uuid", "iso_uuid")})
+
+
+# -- read, update, delete ----------------------------------------------------------------------------------
+
+
+def test_read_returns_live_outputs_and_inputs(provider, attached):
+    id_, outs = attached
+    result = provider.read(id_, outs)
+    assert result.id == id_
+    assert result.outs == outs
+    assert result.inputs == {k: outs[k] for k in ("vm_uuid", "iso_uuid", "cdrom_uuid")}
+
+
+def test_read_of_an_iso_detached_outside_pulumi_reports_it_gone(sim, provider, attached):
+    id_, outs = attached
+    detach_out_of_band(sim, outs["vm_uuid"], outs["iso_uuid"])
+    result = provider.read(id_, outs)
+    assert (result.id, result.outs) == ("", {})
+
+
+def test_read_of_a_destroyed_or_expunged_vm_reports_it_gone(sim, provider, attached):
+    id_, outs = attached
+    assert sim.zstack("DELETE", f"vm-instances/{outs['vm_uuid']}")[0] == 200
+    assert provider.read(id_, outs).id == ""
+    assert sim.zstack("PUT", f"vm-instances/{outs['vm_uuid']}/actions", json={"expungeVmInstance": {}})[0] == 200
+    assert provider.read(id_, {}).id == ""  # falls back to the ID when no outputs are stored
+
+
+def test_update_keeps_the_outputs(provider, attached):
+    id_, outs = attached
+    result = provider.update(id_, {**outs, "__provider": "x"}, {"vm_uuid": outs["vm_uuid"]})
+    assert result.outs == outs
+
+
+def test_delete_detaches_the_iso(sim, provider, attached):
+    id_, outs = attached
+    provider.delete(id_, outs)
+    assert holder(sim, outs["vm_uuid"], outs["iso_uuid"]) is None
+
+
+def test_delete_of_an_already_detached_iso_succeeds_without_writing(sim, provider, attached, capsys):
+    id_, outs = attached
+    detach_out_of_band(sim, outs["vm_uuid"], outs["iso_uuid"])
+    sim.clear_journal()
+    provider.delete(id_, outs)
+    assert writes(sim) == []
+    assert "is no longer attached" in capsys.readouterr().err
+
+
+def test_delete_after_the_vm_vanished_succeeds(sim, provider, attached):
+    id_, outs = attached
+    vm = outs["vm_uuid"]
+    assert sim.zstack("DELETE", f"vm-instances/{vm}")[0] == 200
+    provider.delete(id_, outs)
+    assert sim.zstack("PUT", f"vm-instances/{vm}/actions", json={"expungeVmInstance": {}})[0] == 200
+    provider.delete(id_, outs)
+
+
+def test_delete_then_create_of_the_same_pair_in_one_process_is_not_a_twin(provider, attached):
+    id_, outs = attached
+    provider.delete(id_, outs)
+    assert provider.create({"vm_uuid": outs["vm_uuid"], "iso_uuid": outs["iso_uuid"]}).id == id_
+
+
+# -- configuration -----------------------------------------------------------------------------------------
+
+
+def test_missing_credentials_fail_at_the_first_call_naming_both_ways_to_set_them(sim, monkeypatch):
+    for name in ("ZSTACK_ACCOUNT_NAME", "ZSTACK_ACCOUNT_PASSWORD", "ZSTACK_ACCESS_KEY_ID", "ZSTACK_ACCESS_KEY_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    provider = make_provider({"zstack:endpoint": sim.url})
+    assert provider.check({}, {"vm_uuid": NOT_A_UUID, "iso_uuid": NOT_A_UUID}).failures == []
+    with pytest.raises(IsoAttachmentError) as failure:
+        provider.read(f"{NOT_A_UUID}/{NOT_A_UUID}", {})
+    message = str(failure.value)
+    assert "zstack:accountName" in message and "ZSTACK_ACCOUNT_NAME" in message
+    assert "zstack:accessKeyId" in message and "ZSTACK_ACCESS_KEY_ID" in message
+
+
+def test_conflicting_credentials_are_refused(sim):
+    provider = make_provider(
+        {
+            "zstack:endpoint": sim.url,
+            "zstack:accountName": "admin",
+            "zstack:accountPassword": "password",
+            "zstack:accessKeyId": "id",
+            "zstack:accessKeySecret": "secret",
+        }
+    )
+    with pytest.raises(IsoAttachmentError, match="mutually exclusive"):
+        provider.read(f"{NOT_A_UUID}/{NOT_A_UUID}", {})
+
+
+def test_environment_variables_are_the_fallback_for_stack_config(sim, monkeypatch):
+    monkeypatch.setenv("ZSTACK_ENDPOINT", sim.url)
+    monkeypatch.setenv("ZSTACK_ACCOUNT_NAME", "admin")
+    monkeypatch.setenv("ZSTACK_ACCOUNT_PASSWORD", "password")
+    provider = make_provider({})
+    vm, iso = sim.vm("web-2"), sim.image("rescue.iso")
+    assert provider.create({"vm_uuid": vm, "iso_uuid": iso}).outs["device_id"] == 0
+
+
+def test_access_key_credentials_work(sim):
+    key_id, secret = sim.access_key
+    provider = make_provider(
+        {"zstack:endpoint": sim.url, "zstack:accessKeyId": key_id, "zstack:accessKeySecret": secret}
+    )
+    vm, iso = sim.vm("web-2"), sim.image("rescue.iso")
+    assert provider.create({"vm_uuid": vm, "iso_uuid": iso}).id == f"{vm}/{iso}"

@@ -1,0 +1,502 @@
+"""The dynamic provider behind IsoAttachment: Pulumi semantics on top of the ZStack client.
+
+Pulumi pickles the provider into every user's state *by reference*: this module's path and the class name
+`IsoAttachmentProvider` must never change once released. The instance holds no credentials, clients or
+sessions in anything that is pickled; `configure()` builds them inside the provider process only.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from .client import ZStackClient
+from .config import ConfigurationError, ZStackSettings
+from .errors import ZStackError
+from .models import Image, VmCdRom, VmInstance
+
+INPUTS = ("vm_uuid", "iso_uuid", "cdrom_uuid")
+_UUID = re.compile(r"^[0-9a-f]{32}$")
+_UUID_HINT = "a ZStack UUID: 32 hexadecimal characters without dashes, e.g. 7105b03e09794680b7ba1027f812c987"
+
+# §5.2 step 4 / §6.2 step 3: the only states in which ZStack attaches or detaches an ISO.
+SETTLED_STATES = frozenset({"Running", "Stopped", "Paused"})
+# States that end by themselves: wait for them instead of failing (§13).
+TRANSITIONAL_STATES = frozenset(
+    {"Starting", "Stopping", "Rebooting", "Migrating", "Pausing", "Resuming", "VolumeMigrating", "Destroying"}
+)
+GONE_STATES = frozenset({"Destroyed", "Expunging"})
+# How long a VM read made for one Diff may answer the Diffs of the VM's other attachments.
+DIFF_READ_TTL = 2.0
+
+
+class IsoAttachmentError(Exception):
+    """A failure a user can act on; the message names the VM, the ISO and the CD-ROM concerned."""
+
+    def __init__(self, message: str, cause: ZStackError | None = None) -> None:
+        if cause is not None:
+            message = f"{message} [ZStack {cause.code}: {cause}]"
+        super().__init__(message)
+        self.code = cause.code if cause is not None else None
+
+
+class IsoAttachmentProvider(ResourceProvider):
+    """Attach an ISO in `create`, detach it in `delete`, read the live VM in `diff` and `read`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._runtime: _Runtime | None = None
+
+    # Pickled by reference with an empty state: nothing configured ever reaches the Pulumi state.
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._runtime = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        self._runtime = _Runtime.from_config(lambda key: req.config.get(f"zstack:{key}"))
+
+    # -- check ------------------------------------------------------------------------------------------
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = dict(news)
+        failures = []
+        for key in INPUTS:
+            value = news.get(key)
+            if _is_unknown(value):
+                continue  # a preview: the value comes from another resource and is checked at `up`
+            if value is None:
+                if key != "cdrom_uuid":
+                    failures.append(CheckFailure(key, f"{key} is required: {_UUID_HINT}"))
+                continue
+            if not isinstance(value, str):
+                failures.append(CheckFailure(key, f"{key} must be a string, {_UUID_HINT}; got {value!r}"))
+                continue
+            normalized = value.strip().lower()
+            if not _UUID.match(normalized):
+                extra = " (omit cdrom_uuid to let ZStack pick an empty CD-ROM)" if key == "cdrom_uuid" else ""
+                failures.append(CheckFailure(key, f"{key} must be {_UUID_HINT}; got {value!r}{extra}"))
+                continue
+            inputs[key] = normalized
+        return CheckResult(inputs, failures)
+
+    # -- diff -------------------------------------------------------------------------------------------
+
+    def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [
+            key for key in ("vm_uuid", "iso_uuid") if _is_unknown(news.get(key)) or news.get(key) != olds.get(key)
+        ]
+        pinned = news.get("cdrom_uuid")
+        if _is_unknown(pinned) or (pinned is not None and pinned != olds.get("cdrom_uuid")):
+            replaces.append("cdrom_uuid")
+        if not replaces:
+            drift = self._drift(olds)
+            if drift:
+                pulumi.log.warn(drift)
+                replaces.append("iso_uuid")
+        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=True)
+
+    def _drift(self, olds: dict[str, Any]) -> str | None:
+        """What changed outside Pulumi since the last deployment, in a sentence, or None."""
+        vm_uuid, iso_uuid, slot = olds["vm_uuid"], olds["iso_uuid"], olds.get("cdrom_uuid")
+        runtime = self._rt()
+        vm = runtime.shared_read(vm_uuid)
+        where = f"ISO {iso_uuid} on VM {vm_uuid}"
+        if vm is None:
+            return f"{where}: the VM no longer exists; the attachment will be replaced (and fail unless the VM returns)"
+        if vm.state in GONE_STATES:
+            return f"{where}: the VM is {vm.state}; the attachment will be replaced"
+        holder = _cdrom_holding(vm, iso_uuid)
+        if holder is None:
+            return f"{where}: the ISO was detached outside Pulumi (was in CD-ROM {slot}); it will be attached again"
+        if slot is not None and holder.uuid != slot:
+            return (
+                f"{where}: the ISO was moved outside Pulumi from CD-ROM {slot} to CD-ROM {holder.uuid} "
+                f"(device {holder.device_id}); it will be detached and attached again"
+            )
+        return None
+
+    # -- create -----------------------------------------------------------------------------------------
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        vm_uuid, iso_uuid, pinned = props["vm_uuid"], props["iso_uuid"], props.get("cdrom_uuid")
+        runtime = self._rt()
+        with runtime.vm_lock(vm_uuid):
+            vm = runtime.settled_vm(vm_uuid, "attach ISO " + iso_uuid)
+            if vm is None or vm.state in GONE_STATES:
+                state = "does not exist" if vm is None else f"is {vm.state}"
+                raise IsoAttachmentError(
+                    f"cannot attach ISO {iso_uuid}: VM {vm_uuid} {state}; check vm_uuid "
+                    f"(recover a Destroyed VM first, or remove this IsoAttachment)"
+                )
+            _check_iso(runtime.client.get_image(iso_uuid), iso_uuid, vm_uuid)
+            holder = _cdrom_holding(vm, iso_uuid)
+            if holder is not None:
+                return self._adopt(runtime, vm, iso_uuid, pinned, holder)
+            target = _choose_cdrom(runtime, vm, iso_uuid, pinned)
+            pulumi.log.info(
+                f"attaching ISO {iso_uuid} to VM {vm_uuid} (CD-ROM {target.uuid}, device {target.device_id})"
+            )
+            try:
+                runtime.client.attach_iso(vm_uuid, iso_uuid, pinned)
+            except ZStackError as err:
+                # A race with someone outside this process (§10) fails the job; the node's state decides.
+                holder = _cdrom_holding(runtime.client.get_vm(vm_uuid), iso_uuid)
+                if holder is None:
+                    _raise_for_full(runtime, vm_uuid, iso_uuid, err)
+                    raise IsoAttachmentError(
+                        f"attaching ISO {iso_uuid} to VM {vm_uuid} (CD-ROM {target.uuid}) failed", err
+                    ) from err
+            finally:
+                runtime.forget_read(vm_uuid)
+            vm = runtime.client.get_vm(vm_uuid)  # read after write: report the slot ZStack really used
+            holder = _cdrom_holding(vm, iso_uuid)
+            if holder is None:
+                raise IsoAttachmentError(
+                    f"ZStack reported ISO {iso_uuid} attached to VM {vm_uuid}, but no CD-ROM of the VM holds it; "
+                    "run `pulumi refresh` and try again"
+                )
+            runtime.claim(vm_uuid, iso_uuid)
+            pulumi.log.info(
+                f"attached ISO {iso_uuid} to VM {vm_uuid} in CD-ROM {holder.uuid} (device {holder.device_id})"
+            )
+            return CreateResult(_id(vm_uuid, iso_uuid), _outputs(vm_uuid, iso_uuid, holder))
+
+    def _adopt(
+        self, runtime: _Runtime, vm: VmInstance, iso_uuid: str, pinned: str | None, holder: VmCdRom
+    ) -> CreateResult:
+        if pinned is not None and holder.uuid != pinned:
+            raise IsoAttachmentError(
+                f"ISO {iso_uuid} is already attached to VM {vm.uuid} in CD-ROM {holder.uuid} "
+                f"(device {holder.device_id}), not in the requested CD-ROM {pinned}; ZStack allows an ISO once "
+                f"per VM: set cdrom_uuid to {holder.uuid}, or detach the ISO first"
+            )
+        if not runtime.claim(vm.uuid, iso_uuid):
+            raise IsoAttachmentError(
+                f"ISO {iso_uuid} on VM {vm.uuid} is declared by two IsoAttachment resources in this deployment; "
+                "an ISO can be attached to a VM only once: remove the duplicate declaration"
+            )
+        pulumi.log.info(
+            f"adopted ISO {iso_uuid} already attached to VM {vm.uuid} in CD-ROM {holder.uuid} "
+            f"(device {holder.device_id}); nothing was changed on ZStack"
+        )
+        return CreateResult(_id(vm.uuid, iso_uuid), _outputs(vm.uuid, iso_uuid, holder))
+
+    # -- read -------------------------------------------------------------------------------------------
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        vm_uuid, iso_uuid = _ids(id_, props)
+        vm = self._rt().client.get_vm(vm_uuid)
+        holder = _cdrom_holding(vm, iso_uuid) if vm is not None and vm.state not in GONE_STATES else None
+        if holder is None:
+            return ReadResult("", {})
+        outputs = _outputs(vm_uuid, iso_uuid, holder)
+        inputs = {"vm_uuid": vm_uuid, "iso_uuid": iso_uuid, "cdrom_uuid": holder.uuid}
+        return ReadResult(_id(vm_uuid, iso_uuid), outputs, inputs)
+
+    # -- update -----------------------------------------------------------------------------------------
+
+    def update(self, _id: str, olds: dict[str, Any], _news: dict[str, Any]) -> UpdateResult:
+        # Every input change replaces, so there is nothing to update in place; the SDK's default would
+        # return no outputs and wipe the state, so keep the ones we have.
+        return UpdateResult({k: v for k, v in olds.items() if k != "__provider"})
+
+    # -- delete -----------------------------------------------------------------------------------------
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        vm_uuid, iso_uuid = _ids(id_, props)
+        runtime = self._rt()
+        with runtime.vm_lock(vm_uuid):
+            try:
+                vm = runtime.settled_vm(vm_uuid, "detach ISO " + iso_uuid)
+                if vm is None or vm.state in GONE_STATES:
+                    state = "no longer exists" if vm is None else f"is {vm.state}"
+                    pulumi.log.info(f"ISO {iso_uuid}: VM {vm_uuid} {state}; nothing to detach")
+                    return
+                holder = _cdrom_holding(vm, iso_uuid)
+                if holder is None:
+                    pulumi.log.info(f"ISO {iso_uuid} is no longer attached to VM {vm_uuid}; nothing to detach")
+                    return
+                pulumi.log.info(f"detaching ISO {iso_uuid} from VM {vm_uuid} (CD-ROM {holder.uuid})")
+                try:
+                    runtime.client.detach_iso(vm_uuid, iso_uuid)
+                except ZStackError as err:
+                    raise IsoAttachmentError(f"detaching ISO {iso_uuid} from VM {vm_uuid} failed", err) from err
+                finally:
+                    runtime.forget_read(vm_uuid)
+                vm = runtime.client.get_vm(vm_uuid)
+                if vm is not None and _cdrom_holding(vm, iso_uuid) is not None:
+                    raise IsoAttachmentError(
+                        f"ZStack reported ISO {iso_uuid} detached from VM {vm_uuid}, but it is still attached; "
+                        "run `pulumi refresh` and try again"
+                    )
+                pulumi.log.info(f"detached ISO {iso_uuid} from VM {vm_uuid}")
+            finally:
+                runtime.release(vm_uuid, iso_uuid)
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    def _rt(self) -> _Runtime:
+        runtime = self._runtime
+        if runtime is None:
+            # Never configured (a host driven without Configure): read the environment alone.
+            runtime = self._runtime = _Runtime.from_config(lambda _key: None)
+        return runtime
+
+
+class _Runtime:
+    """Everything the provider process builds for itself: settings, one client, per-VM locks, claims."""
+
+    def __init__(self, settings: ZStackSettings | None, problem: ConfigurationError | None) -> None:
+        self._settings = settings
+        self._problem = problem
+        self._client: ZStackClient | None = None
+        self._lock = threading.Lock()
+        self._vm_locks: dict[str, threading.Lock] = {}
+        self._claims: set[tuple[str, str]] = set()
+        self._reads = _SharedReads(DIFF_READ_TTL)
+
+    @classmethod
+    def from_config(cls, get: Callable[[str], str | None]) -> _Runtime:
+        # A configuration problem is reported at the first call that needs the node, not at load time,
+        # so that `check` still validates inputs.
+        try:
+            return cls(ZStackSettings.load(get), None)
+        except ConfigurationError as problem:
+            return cls(None, problem)
+
+    @property
+    def settings(self) -> ZStackSettings:
+        if self._settings is None:
+            raise IsoAttachmentError(f"ZStack provider is not configured: {self._problem}")
+        return self._settings
+
+    @property
+    def client(self) -> ZStackClient:
+        settings = self.settings
+        with self._lock:
+            if self._client is None:
+                self._client = ZStackClient(
+                    settings.endpoint,
+                    verify=settings.verify,
+                    job_timeout=settings.job_timeout,
+                    **settings.credentials(),
+                )
+            return self._client
+
+    @contextmanager
+    def vm_lock(self, vm_uuid: str) -> Iterator[None]:
+        """Serialize this process's writes to one VM (ZStack runs them one at a time anyway, §10)."""
+        with self._lock:
+            lock = self._vm_locks.setdefault(vm_uuid, threading.Lock())
+        with lock:
+            yield
+
+    def claim(self, vm_uuid: str, iso_uuid: str) -> bool:
+        """Record that a resource of this deployment manages (vm, iso); False if another one already does."""
+        with self._lock:
+            if (vm_uuid, iso_uuid) in self._claims:
+                return False
+            self._claims.add((vm_uuid, iso_uuid))
+            return True
+
+    def release(self, vm_uuid: str, iso_uuid: str) -> None:
+        with self._lock:
+            self._claims.discard((vm_uuid, iso_uuid))
+
+    def settled_vm(self, vm_uuid: str, purpose: str) -> VmInstance | None:
+        """The VM once it is in a state that allows ISO operations, waiting out transitions (§13)."""
+        deadline = time.monotonic() + self.settings.job_timeout
+        announced = False
+        delay = 0.05
+        while True:
+            vm = self.client.get_vm(vm_uuid)
+            if vm is None or vm.state in SETTLED_STATES or vm.state in GONE_STATES:
+                return vm
+            if vm.state not in TRANSITIONAL_STATES:
+                raise IsoAttachmentError(
+                    f"cannot {purpose}: VM {vm_uuid} is in state {vm.state}, and ZStack attaches or detaches "
+                    "ISOs only in Running, Stopped or Paused; bring the VM back to one of them and retry"
+                )
+            if time.monotonic() + delay > deadline:
+                raise IsoAttachmentError(
+                    f"cannot {purpose}: VM {vm_uuid} stayed {vm.state} for more than "
+                    f"{self.settings.job_timeout:g} s (zstack:jobTimeout); retry once it is Running or Stopped"
+                )
+            if not announced:
+                pulumi.log.info(f"waiting for VM {vm_uuid} to leave state {vm.state} before it can {purpose}")
+                announced = True
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def shared_read(self, vm_uuid: str) -> VmInstance | None:
+        return self._reads.get(vm_uuid, lambda: self.client.get_vm(vm_uuid))
+
+    def forget_read(self, vm_uuid: str) -> None:
+        self._reads.forget(vm_uuid)
+
+
+class _SharedReads:
+    """One live read per VM for a burst of Diffs: concurrent callers wait for the read in flight, and a
+    finished read answers for `ttl` seconds. Writes through this process forget the VM's entry."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Read] = {}
+
+    def get(self, key: str, load: Callable[[], Any]) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+            fresh = entry is not None and (entry.done_at is None or time.monotonic() - entry.done_at < self._ttl)
+            if not fresh:
+                entry = self._entries[key] = _Read()
+                owner = True
+            else:
+                owner = False
+        if owner:
+            try:
+                entry.value = load()
+            except BaseException as err:
+                entry.error = err
+                with self._lock:
+                    if self._entries.get(key) is entry:
+                        del self._entries[key]  # never cache a failure
+            finally:
+                entry.done_at = time.monotonic()
+                entry.ready.set()
+        else:
+            entry.ready.wait()
+        if entry.error is not None:
+            raise entry.error
+        return entry.value
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
+class _Read:
+    __slots__ = ("ready", "value", "error", "done_at")
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.done_at: float | None = None
+
+
+# -- rules -----------------------------------------------------------------------------------------------
+
+
+def _check_iso(image: Image | None, iso_uuid: str, vm_uuid: str) -> None:
+    """Refuse, before any write, an image ZStack would reject or that a strict node refuses (§5.2, §8)."""
+    if image is None:
+        raise IsoAttachmentError(
+            f"cannot attach ISO {iso_uuid} to VM {vm_uuid}: no image with that UUID exists; check iso_uuid"
+        )
+    if image.media_type != "ISO":
+        raise IsoAttachmentError(
+            f"cannot attach image {iso_uuid} ({image.name}) to VM {vm_uuid}: it is a {image.media_type}, "
+            "not an ISO; iso_uuid must name an image whose media type is ISO"
+        )
+    if image.state != "Enabled" or image.status != "Ready":
+        raise IsoAttachmentError(
+            f"cannot attach ISO {iso_uuid} ({image.name}) to VM {vm_uuid}: the image is {image.state} and "
+            f"{image.status}; it must be Enabled and Ready (enable it, or wait for its download to finish)"
+        )
+
+
+def _choose_cdrom(runtime: _Runtime, vm: VmInstance, iso_uuid: str, pinned: str | None) -> VmCdRom:
+    """The CD-ROM ZStack will use: the pinned one, or the empty one with the lowest device id (§5.2 step 8)."""
+    cdroms = sorted(vm.cdroms, key=lambda c: c.device_id)
+    if pinned is not None:
+        mine = next((c for c in cdroms if c.uuid == pinned), None)
+        if mine is None:
+            raise IsoAttachmentError(
+                f"cannot attach ISO {iso_uuid}: CD-ROM {pinned} is not a CD-ROM of VM {vm.uuid} "
+                f"(its CD-ROMs: {_describe(cdroms)}); set cdrom_uuid to one of them or omit it"
+            )
+        if mine.iso_uuid is not None:
+            raise IsoAttachmentError(
+                f"cannot attach ISO {iso_uuid}: CD-ROM {pinned} (device {mine.device_id}) of VM {vm.uuid} "
+                f"already holds ISO {mine.iso_uuid}; detach that ISO or pin another CD-ROM"
+            )
+    empty = [c for c in cdroms if c.iso_uuid is None]
+    if not empty:
+        raise _full_error(vm.uuid, iso_uuid, cdroms)
+    return mine if pinned is not None else empty[0]
+
+
+def _raise_for_full(runtime: _Runtime, vm_uuid: str, iso_uuid: str, err: ZStackError) -> None:
+    vm = runtime.client.get_vm(vm_uuid)
+    if vm is not None and vm.cdroms and all(c.iso_uuid is not None for c in vm.cdroms):
+        raise _full_error(vm_uuid, iso_uuid, sorted(vm.cdroms, key=lambda c: c.device_id), err) from err
+
+
+def _full_error(
+    vm_uuid: str, iso_uuid: str, cdroms: list[VmCdRom], cause: ZStackError | None = None
+) -> IsoAttachmentError:
+    if not cdroms:
+        return IsoAttachmentError(
+            f"cannot attach ISO {iso_uuid}: VM {vm_uuid} has no CD-ROM; add one with CreateVmCdRom "
+            "(the VM must be Stopped; at most 3 per VM)",
+            cause,
+        )
+    return IsoAttachmentError(
+        f"cannot attach ISO {iso_uuid}: VM {vm_uuid} has no free CD-ROM (all {len(cdroms)} hold ISOs: "
+        f"{_describe(cdroms)}); detach one of them, or add a CD-ROM (the VM must be Stopped; at most 3)",
+        cause,
+    )
+
+
+def _describe(cdroms: list[VmCdRom]) -> str:
+    if not cdroms:
+        return "none"
+    return ", ".join(f"{c.uuid} (device {c.device_id}, {c.iso_uuid or 'empty'})" for c in cdroms)
+
+
+def _cdrom_holding(vm: VmInstance | None, iso_uuid: str) -> VmCdRom | None:
+    if vm is None:
+        return None
+    return next((c for c in vm.cdroms if c.iso_uuid == iso_uuid), None)
+
+
+def _outputs(vm_uuid: str, iso_uuid: str, cdrom: VmCdRom) -> dict[str, Any]:
+    return {"vm_uuid": vm_uuid, "iso_uuid": iso_uuid, "cdrom_uuid": cdrom.uuid, "device_id": cdrom.device_id}
+
+
+def _id(vm_uuid: str, iso_uuid: str) -> str:
+    return f"{vm_uuid}/{iso_uuid}"
+
+
+def _ids(id_: str, props: dict[str, Any]) -> tuple[str, str]:
+    """(vm, iso) from the stored outputs, or from the ID `<vm_uuid>/<iso_uuid>` when they are absent."""
+    vm_uuid, iso_uuid = props.get("vm_uuid"), props.get("iso_uuid")
+    if vm_uuid and iso_uuid:
+        return vm_uuid, iso_uuid
+    parts = (id_ or "").lower().split("/")
+    if len(parts) != 2 or not all(_UUID.match(p) for p in parts):
+        raise IsoAttachmentError(f"invalid IsoAttachment ID {id_!r}: expected '<vm_uuid>/<iso_uuid>'")
+    return parts[0], parts[1]
+
+
+def _is_unknown(value: Any) -> bool:
+    return isinstance(value, pulumi.output.Unknown) or value == pulumi.runtime.rpc.UNKNOWN
