@@ -290,12 +290,21 @@ def test_diff_fails_naming_the_endpoint_when_the_node_cannot_be_reached(attached
 # -- read, update, delete ----------------------------------------------------------------------------------
 
 
-def test_read_returns_live_outputs_and_inputs(provider, attached):
+def test_read_of_an_unchanged_attachment_keeps_the_stored_inputs(provider, attached):
     id_, outs = attached
     result = provider.read(id_, outs)
-    assert result.id == id_
-    assert result.outs == outs
-    assert result.inputs == {k: outs[k] for k in ("vm_uuid", "iso_uuid", "cdrom_uuid")}
+    assert (result.id, result.outs, result.inputs) == (id_, outs, None)
+
+
+def test_read_of_an_iso_moved_outside_pulumi_returns_the_live_slot_as_outputs_and_inputs(sim, provider, attached):
+    id_, outs = attached
+    vm, iso = outs["vm_uuid"], outs["iso_uuid"]
+    detach_out_of_band(sim, vm, iso)
+    third = sim.cdroms(vm)[2]["uuid"]
+    attach_out_of_band(sim, vm, iso, third)
+    result = provider.read(id_, outs)
+    assert result.outs == {**outs, "cdrom_uuid": third, "device_id": 2}
+    assert result.inputs == {"vm_uuid": vm, "iso_uuid": iso, "cdrom_uuid": third}
 
 
 def test_read_of_an_iso_detached_outside_pulumi_reports_it_gone(sim, provider, attached):

@@ -14,8 +14,8 @@ from .client import ZStackClient
 from .config import ZStackSettings
 from .models import Image, VmCdRom, VmInstance
 
-_client: ZStackClient | None = None
-_client_lock = threading.Lock()
+_clients: dict[ZStackSettings, ZStackClient] = {}
+_clients_lock = threading.Lock()
 
 
 class ZStackLookupError(LookupError):
@@ -23,15 +23,15 @@ class ZStackLookupError(LookupError):
 
 
 def default_client() -> ZStackClient:
-    """One client per program process, configured like the provider."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            settings = ZStackSettings.load(pulumi.Config("zstack").get)
-            _client = ZStackClient(
+    """The program's client for the current settings (stack config `zstack:*`, then ZSTACK_* variables)."""
+    settings = ZStackSettings.load(pulumi.Config("zstack").get)
+    with _clients_lock:
+        client = _clients.get(settings)
+        if client is None:
+            client = _clients[settings] = ZStackClient(
                 settings.endpoint, verify=settings.verify, job_timeout=settings.job_timeout, **settings.credentials()
             )
-        return _client
+        return client
 
 
 def find_vm_instance(name: str, *, client: ZStackClient | None = None) -> VmInstance:

@@ -7,7 +7,10 @@ sessions in anything that is pickled; `configure()` builds them inside the provi
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,8 +45,6 @@ TRANSITIONAL_STATES = frozenset(
     {"Starting", "Stopping", "Rebooting", "Migrating", "Pausing", "Resuming", "VolumeMigrating", "Destroying"}
 )
 GONE_STATES = frozenset({"Destroyed", "Expunging"})
-# How long a VM read made for one Diff may answer the Diffs of the VM's other attachments.
-DIFF_READ_TTL = 2.0
 
 
 class IsoAttachmentError(Exception):
@@ -51,9 +52,18 @@ class IsoAttachmentError(Exception):
 
     def __init__(self, message: str, cause: ZStackError | None = None) -> None:
         if cause is not None:
-            message = f"{message} [ZStack {cause.code}: {cause}]"
+            message = f"{message}: {cause}"  # the cause's text starts with ZStack's error code
         super().__init__(message)
         self.code = cause.code if cause is not None else None
+
+
+@contextmanager
+def _explained(action: str) -> Iterator[None]:
+    """Give a ZStack failure the context a user needs: what was being done, to which VM and ISO."""
+    try:
+        yield
+    except ZStackError as err:
+        raise IsoAttachmentError(f"{action} failed", err) from err
 
 
 class IsoAttachmentProvider(ResourceProvider):
@@ -71,6 +81,10 @@ class IsoAttachmentProvider(ResourceProvider):
         self._runtime = None
 
     def configure(self, req: ConfigureRequest) -> None:
+        level = os.environ.get("ZSTACK_ISO_LOG_LEVEL")
+        if level:
+            # The provider host has no logging set up; this shows the client's own log lines on stderr.
+            logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
         self._runtime = _Runtime.from_config(lambda key: req.config.get(f"zstack:{key}"))
 
     # -- check ------------------------------------------------------------------------------------------
@@ -107,7 +121,8 @@ class IsoAttachmentProvider(ResourceProvider):
         if _is_unknown(pinned) or (pinned is not None and pinned != olds.get("cdrom_uuid")):
             replaces.append("cdrom_uuid")
         if not replaces:
-            drift = self._drift(olds)
+            with _explained(f"preview of ISO {olds['iso_uuid']} on VM {olds['vm_uuid']}: reading the VM"):
+                drift = self._drift(olds)
             if drift:
                 pulumi.log.warn(drift)
                 replaces.append("iso_uuid")
@@ -138,7 +153,7 @@ class IsoAttachmentProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         vm_uuid, iso_uuid, pinned = props["vm_uuid"], props["iso_uuid"], props.get("cdrom_uuid")
         runtime = self._rt()
-        with runtime.vm_lock(vm_uuid):
+        with _explained(f"attaching ISO {iso_uuid} to VM {vm_uuid}"), runtime.vm_lock(vm_uuid):
             vm = runtime.settled_vm(vm_uuid, "attach ISO " + iso_uuid)
             if vm is None or vm.state in GONE_STATES:
                 state = "does not exist" if vm is None else f"is {vm.state}"
@@ -161,11 +176,7 @@ class IsoAttachmentProvider(ResourceProvider):
                 holder = _cdrom_holding(runtime.client.get_vm(vm_uuid), iso_uuid)
                 if holder is None:
                     _raise_for_full(runtime, vm_uuid, iso_uuid, err)
-                    raise IsoAttachmentError(
-                        f"attaching ISO {iso_uuid} to VM {vm_uuid} (CD-ROM {target.uuid}) failed", err
-                    ) from err
-            finally:
-                runtime.forget_read(vm_uuid)
+                    raise
             vm = runtime.client.get_vm(vm_uuid)  # read after write: report the slot ZStack really used
             holder = _cdrom_holding(vm, iso_uuid)
             if holder is None:
@@ -203,11 +214,16 @@ class IsoAttachmentProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         vm_uuid, iso_uuid = _ids(id_, props)
-        vm = self._rt().client.get_vm(vm_uuid)
+        with _explained(f"refresh of ISO {iso_uuid} on VM {vm_uuid}: reading the VM"):
+            vm = self._rt().client.get_vm(vm_uuid)
         holder = _cdrom_holding(vm, iso_uuid) if vm is not None and vm.state not in GONE_STATES else None
         if holder is None:
             return ReadResult("", {})
         outputs = _outputs(vm_uuid, iso_uuid, holder)
+        if all(props.get(key) == value for key, value in outputs.items()):
+            # Unchanged: the stored inputs are still true, and keeping them (pinned or not) means a refresh
+            # never flaps against the program's own declaration.
+            return ReadResult(_id(vm_uuid, iso_uuid), outputs)
         inputs = {"vm_uuid": vm_uuid, "iso_uuid": iso_uuid, "cdrom_uuid": holder.uuid}
         return ReadResult(_id(vm_uuid, iso_uuid), outputs, inputs)
 
@@ -223,7 +239,7 @@ class IsoAttachmentProvider(ResourceProvider):
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         vm_uuid, iso_uuid = _ids(id_, props)
         runtime = self._rt()
-        with runtime.vm_lock(vm_uuid):
+        with _explained(f"detaching ISO {iso_uuid} from VM {vm_uuid}"), runtime.vm_lock(vm_uuid):
             try:
                 vm = runtime.settled_vm(vm_uuid, "detach ISO " + iso_uuid)
                 if vm is None or vm.state in GONE_STATES:
@@ -235,12 +251,7 @@ class IsoAttachmentProvider(ResourceProvider):
                     pulumi.log.info(f"ISO {iso_uuid} is no longer attached to VM {vm_uuid}; nothing to detach")
                     return
                 pulumi.log.info(f"detaching ISO {iso_uuid} from VM {vm_uuid} (CD-ROM {holder.uuid})")
-                try:
-                    runtime.client.detach_iso(vm_uuid, iso_uuid)
-                except ZStackError as err:
-                    raise IsoAttachmentError(f"detaching ISO {iso_uuid} from VM {vm_uuid} failed", err) from err
-                finally:
-                    runtime.forget_read(vm_uuid)
+                runtime.client.detach_iso(vm_uuid, iso_uuid)
                 vm = runtime.client.get_vm(vm_uuid)
                 if vm is not None and _cdrom_holding(vm, iso_uuid) is not None:
                     raise IsoAttachmentError(
@@ -271,7 +282,7 @@ class _Runtime:
         self._lock = threading.Lock()
         self._vm_locks: dict[str, threading.Lock] = {}
         self._claims: set[tuple[str, str]] = set()
-        self._reads = _SharedReads(DIFF_READ_TTL)
+        self._reads = _SharedReads()
 
     @classmethod
     def from_config(cls, get: Callable[[str], str | None]) -> _Runtime:
@@ -349,38 +360,30 @@ class _Runtime:
     def shared_read(self, vm_uuid: str) -> VmInstance | None:
         return self._reads.get(vm_uuid, lambda: self.client.get_vm(vm_uuid))
 
-    def forget_read(self, vm_uuid: str) -> None:
-        self._reads.forget(vm_uuid)
-
 
 class _SharedReads:
-    """One live read per VM for a burst of Diffs: concurrent callers wait for the read in flight, and a
-    finished read answers for `ttl` seconds. Writes through this process forget the VM's entry."""
+    """Coalesces concurrent reads of one VM: a Diff that arrives while another Diff's read of the same VM is
+    in flight waits for that read instead of sending its own. A finished read is never reused, so no Diff
+    sees state older than the moment it was called."""
 
-    def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, _Read] = {}
+        self._in_flight: dict[str, _Read] = {}
 
     def get(self, key: str, load: Callable[[], Any]) -> Any:
         with self._lock:
-            entry = self._entries.get(key)
-            fresh = entry is not None and (entry.done_at is None or time.monotonic() - entry.done_at < self._ttl)
-            if not fresh:
-                entry = self._entries[key] = _Read()
-                owner = True
-            else:
-                owner = False
+            entry = self._in_flight.get(key)
+            owner = entry is None
+            if owner:
+                entry = self._in_flight[key] = _Read()
         if owner:
             try:
                 entry.value = load()
             except BaseException as err:
                 entry.error = err
-                with self._lock:
-                    if self._entries.get(key) is entry:
-                        del self._entries[key]  # never cache a failure
             finally:
-                entry.done_at = time.monotonic()
+                with self._lock:
+                    del self._in_flight[key]
                 entry.ready.set()
         else:
             entry.ready.wait()
@@ -388,19 +391,14 @@ class _SharedReads:
             raise entry.error
         return entry.value
 
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-
 
 class _Read:
-    __slots__ = ("ready", "value", "error", "done_at")
+    __slots__ = ("ready", "value", "error")
 
     def __init__(self) -> None:
         self.ready = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
-        self.done_at: float | None = None
 
 
 # -- rules -----------------------------------------------------------------------------------------------

@@ -1,0 +1,114 @@
+"""Canary credentials never reach the state (`__provider` decoded), the outputs, the provider host's log
+(even at DEBUG) or an error message, whether things go right or wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.engine import PROJECT_ROOT, Engine, ProviderError, ProviderHost, decode_provider, run_program
+from tests.simctl import SimCtl
+from zstack_iso.simulator import run_simulator
+
+TYPE = "pulumi-python:dynamic/zstack:IsoAttachment"
+PASSWORD = "Canary-Pw-5d41402abc4b2a76"
+KEY_SECRET = "Canary-Sk-7d793037a0760186"
+SEED = Path(__file__).resolve().parents[1] / "zstack_iso" / "simulator" / "default_seed.json"
+
+
+@pytest.fixture(scope="module")
+def canary_sim():
+    seed = json.loads(SEED.read_text())
+    seed["accounts"][0]["password"] = PASSWORD
+    seed["accessKeys"][0]["secret"] = KEY_SECRET
+    with run_simulator(port=0, seed=seed, job_seconds=0.02) as node:
+        yield node
+
+
+@pytest.fixture
+def ctl(canary_sim):
+    ctl = SimCtl(canary_sim.url)
+    ctl.reset()
+    yield ctl
+    ctl.close()
+
+
+def forbidden(node) -> list[str]:
+    """Every secret that must not leak: the canaries, the password's SHA-512, and every session UUID."""
+    return [PASSWORD, hashlib.sha512(PASSWORD.encode()).hexdigest(), KEY_SECRET, *node.node.sessions]
+
+
+def assert_clean(text: str, node) -> None:
+    leaked = [secret for secret in forbidden(node) if secret in text]
+    assert not leaked, f"secrets leaked: {leaked}"
+
+
+def account_config(url: str, password: str = PASSWORD) -> dict[str, str]:
+    return {"zstack:endpoint": url, "zstack:accountName": "admin", "zstack:accountPassword": password}
+
+
+def access_key_config(url: str, key_id: str) -> dict[str, str]:
+    return {"zstack:endpoint": url, "zstack:accessKeyId": key_id, "zstack:accessKeySecret": KEY_SECRET}
+
+
+@pytest.mark.parametrize("mode", ["account", "access key"])
+def test_no_secret_in_the_state_outputs_or_debug_log_of_a_whole_life(canary_sim, ctl, monkeypatch, mode):
+    for name in ("ZSTACK_ENDPOINT", "ZSTACK_ACCOUNT_NAME", "ZSTACK_ACCOUNT_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    config = (
+        account_config(canary_sim.url) if mode == "account" else access_key_config(canary_sim.url, ctl.access_key[0])
+    )
+    secret_keys = ["zstack:accountPassword", "zstack:accessKeySecret"]
+    run = run_program(PROJECT_ROOT / "__main__.py", config, secret_keys=secret_keys)
+    provider_string = run.dynamic()[0].provider_string
+    pickled = decode_provider(provider_string)
+    assert len(pickled) < 200  # the class, by reference, and nothing else
+    assert_clean(pickled.decode("latin-1"), canary_sim)
+
+    with ProviderHost(
+        provider_string, config=config, secret_keys=secret_keys, env={"ZSTACK_ISO_LOG_LEVEL": "DEBUG"}
+    ) as host:
+        engine = Engine(host, type_=TYPE)
+        up = engine.up(run.declared()).raise_on_error()
+        ctl.expire_sessions()  # the next calls log in again: new sessions to keep out of the log
+        engine.preview(run.declared()).raise_on_error()
+        engine.refresh().raise_on_error()
+        engine.destroy().raise_on_error()
+        log = host.stderr_text()
+    assert "DEBUG zstack_iso" in log  # the debug log was really on
+    outputs = json.dumps([step.outputs for step in up.steps.values()])
+    assert_clean(outputs, canary_sim)
+    assert_clean(json.dumps(run.exports, default=str), canary_sim)
+    assert_clean(log, canary_sim)
+
+
+def test_a_wrong_password_error_names_the_account_but_not_the_password(canary_sim, ctl):
+    wrong = "Canary-Wrong-0cc175b9c0f1b6a8"
+    config = account_config(canary_sim.url, password=wrong)
+    with ProviderHost(
+        _provider_string(),
+        config=config,
+        secret_keys=["zstack:accountPassword"],
+        env={"ZSTACK_ISO_LOG_LEVEL": "DEBUG"},
+    ) as host:
+        with pytest.raises(ProviderError) as failure:
+            host.read(
+                f"{ctl.vm('web-1')}/{ctl.image('rescue.iso')}",
+                {"vm_uuid": ctl.vm("web-1"), "iso_uuid": ctl.image("rescue.iso")},
+            )
+        log = host.stderr_text()
+    message = failure.value.details
+    assert "ID.1000" in message
+    for text in (message, log):
+        assert wrong not in text and hashlib.sha512(wrong.encode()).hexdigest() not in text
+        assert_clean(text, canary_sim)
+
+
+def _provider_string() -> str:
+    from tests.engine import serialize_provider
+    from zstack_iso.provider import IsoAttachmentProvider
+
+    return serialize_provider(IsoAttachmentProvider())
