@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_PORT = 8080
@@ -37,6 +38,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("accessKeySecret", "ZSTACK_ACCESS_KEY_SECRET", "AccessKey secret (set it as a secret)"),
     Setting("jobTimeout", "ZSTACK_JOB_TIMEOUT", f"seconds to wait for a job (default {DEFAULT_JOB_TIMEOUT:g})"),
     Setting("tlsVerify", "ZSTACK_TLS_VERIFY", "true (default), false, or the path of a CA bundle"),
+    Setting("pollInterval", "ZSTACK_POLL_INTERVAL", "fixed seconds between job polls (default: adaptive)"),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -52,6 +54,7 @@ class ZStackSettings:
     access_key_secret: str | None = field(default=None, repr=False)
     job_timeout: float = DEFAULT_JOB_TIMEOUT
     verify: bool | str = True
+    poll_interval: float | None = None
 
     @classmethod
     def load(cls, get: Callable[[str], str | None], environ: Mapping[str, str] | None = None) -> ZStackSettings:
@@ -73,9 +76,20 @@ class ZStackSettings:
             access_key_secret=value("accessKeySecret"),
             job_timeout=_positive_float("jobTimeout", value("jobTimeout"), DEFAULT_JOB_TIMEOUT),
             verify=_verify(value("tlsVerify")),
+            poll_interval=_positive_float("pollInterval", value("pollInterval"), None),
         )
         settings.credentials()  # fail early and clearly on a bad combination
         return settings
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for `ZStackClient(**options)`, credentials included."""
+        return {
+            "endpoint": self.endpoint,
+            "verify": self.verify,
+            "job_timeout": self.job_timeout,
+            "poll_interval": self.poll_interval,
+            **self.credentials(),
+        }
 
     def credentials(self) -> dict[str, str]:
         """The keyword arguments for ZStackClient's authentication, or a ConfigurationError that says how."""
@@ -132,7 +146,7 @@ def _endpoint(endpoint: str | None, host: str | None, port: str | None) -> str:
     return f"http://{host}:{port_number}"
 
 
-def _positive_float(key: str, raw: str | None, default: float) -> float:
+def _positive_float(key: str, raw: str | None, default: float | None) -> float | None:
     if raw is None:
         return default
     try:

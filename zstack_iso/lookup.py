@@ -28,9 +28,7 @@ def default_client() -> ZStackClient:
     with _clients_lock:
         client = _clients.get(settings)
         if client is None:
-            client = _clients[settings] = ZStackClient(
-                settings.endpoint, verify=settings.verify, job_timeout=settings.job_timeout, **settings.credentials()
-            )
+            client = _clients[settings] = ZStackClient(**settings.client_options())
         return client
 
 

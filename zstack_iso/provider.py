@@ -304,12 +304,7 @@ class _Runtime:
         settings = self.settings
         with self._lock:
             if self._client is None:
-                self._client = ZStackClient(
-                    settings.endpoint,
-                    verify=settings.verify,
-                    job_timeout=settings.job_timeout,
-                    **settings.credentials(),
-                )
+                self._client = ZStackClient(**settings.client_options())
             return self._client
 
     @contextmanager
