@@ -1,0 +1,42 @@
+"""What every user's state depends on: importing the package does nothing, and the provider pickles to a bare
+class reference even after it was configured with credentials."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pulumi.dynamic import Config, ConfigureRequest
+
+from tests.engine import PROJECT_ROOT, decode_provider, serialize_provider
+from zstack_iso.provider import IsoAttachmentProvider
+
+
+def test_importing_the_package_has_no_side_effects():
+    probe = (
+        "import socket, threading\n"
+        "def refuse(*a, **k): raise AssertionError('network access at import time')\n"
+        "socket.socket.connect = refuse\n"
+        "import zstack_iso, zstack_iso.provider\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+        "print('ok')\n"
+    )
+    env = {"PATH": "/usr/bin:/bin"}  # no ZSTACK_* and no Pulumi settings: nothing to read at import
+    done = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_the_provider_pickles_by_reference_even_after_configure():
+    provider = IsoAttachmentProvider()
+    provider.configure(
+        ConfigureRequest(
+            Config(
+                {"zstack:host": "10.0.0.1", "zstack:accountName": "admin", "zstack:accountPassword": "s3cr3t-pw"}, "p"
+            )
+        )
+    )
+    pickled = decode_provider(serialize_provider(provider))
+    assert b"zstack_iso.provider" in pickled and b"IsoAttachmentProvider" in pickled
+    assert b"s3cr3t-pw" not in pickled and b"10.0.0.1" not in pickled
+    assert len(pickled) < 200
