@@ -20,17 +20,21 @@ class SimCtl:
         self.url = url.rstrip("/")
         self.api = self.url + "/zstack/v1"
         self._http = requests.Session()
-        self._http.verify = verify
+        self._verify = verify  # passed per request: REQUESTS_CA_BUNDLE would override Session.verify
         self._timeout = timeout
         self._session_uuid: str | None = None
 
     def close(self) -> None:
         self._http.close()
 
+    def _req(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        return self._http.request(method, url, verify=self._verify, **kwargs)
+
     # ------------------------------------------------------------------ control API
 
     def _control(self, method: str, path: str, json: Any = None) -> Any:
-        r = self._http.request(method, f"{self.url}/_simulator/{path}", json=json, timeout=self._timeout)
+        r = self._req(method, f"{self.url}/_simulator/{path}", json=json)
         if r.status_code != 200:
             raise AssertionError(f"control API {method} {path} answered {r.status_code}: {r.text}")
         return r.json()
@@ -102,11 +106,32 @@ class SimCtl:
 
     def login(self) -> str:
         body = {"logInByAccount": {"accountName": ADMIN[0], "password": hashlib.sha512(ADMIN[1].encode()).hexdigest()}}
-        r = self._http.put(f"{self.api}/accounts/login", json=body, timeout=self._timeout)
+        r = self._req("PUT", f"{self.api}/accounts/login", json=body)
         if r.status_code != 200:
             raise AssertionError(f"admin login failed: {r.status_code} {r.text}")
         self._session_uuid = r.json()["inventory"]["uuid"]
         return self._session_uuid
+
+    def headers(self) -> dict[str, str]:
+        """An admin `Authorization: OAuth <session>` header (logs in once)."""
+        if self._session_uuid is None:
+            self.login()
+        return {"Authorization": f"OAuth {self._session_uuid}"}
+
+    def submit(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One raw request to the ZStack API as admin, without waiting for a job (kwargs go to requests)."""
+        headers = {**self.headers(), **kwargs.pop("headers", {})}
+        url = path if path.startswith("http") else f"{self.api}/{path.lstrip('/')}"
+        return self._req(method, url, headers=headers, **kwargs)
+
+    def wait(self, location: str, timeout: float = 30.0) -> tuple[int, Any]:
+        """Poll a job location until it is no longer 202; returns (status, parsed body)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            p = self._req("GET", location)
+            if p.status_code != 202 or time.monotonic() > deadline:
+                return p.status_code, _parse(p)
+            time.sleep(0.005)
 
     def zstack(
         self,
@@ -138,13 +163,13 @@ class SimCtl:
         else:
             url = f"{self.api}/{path.lstrip('/')}"
         all_headers = {"Authorization": f"OAuth {self._session_uuid}", **(headers or {})}
-        r = self._http.request(method, url, json=json, params=params, headers=all_headers, timeout=self._timeout)
+        r = self._req(method, url, json=json, params=params, headers=all_headers)
         status, body = r.status_code, _parse(r)
         if not wait or status != 202 or not isinstance(body, dict) or "location" not in body:
             return status, body
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            p = self._http.get(body["location"], timeout=self._timeout)
+            p = self._req("GET", body["location"])
             if p.status_code != 202:
                 return p.status_code, _parse(p)
             time.sleep(0.005)

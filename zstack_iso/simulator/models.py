@@ -348,9 +348,6 @@ class ZStackNode:
         self._queues: dict[str, _VmQueue] = {}
         self._timers: set[threading.Timer] = set()
         self._state_file = Path(state_file) if state_file else None
-        self._write_lock = threading.Lock()
-        self._snapshot_seq = 0
-        self._written_seq = 0
         self.sessions: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, Job] = {}
         self._load_inventory(self._seed)
@@ -420,16 +417,15 @@ class ZStackNode:
             self.jobs[uid] = job
 
     def _persist(self) -> None:
-        """Write the state file atomically (tmp file + os.replace). Never call with the lock held."""
+        """Write the state file atomically (tmp file, fsync, os.replace).
+
+        It runs under the model lock, in the same critical section as the change it saves, so whatever a client
+        has seen (a 202, a job result, an attached ISO) is on disk before anyone can see it.
+        """
         if self._state_file is None:
             return
         with self._lock:
-            self._snapshot_seq += 1
-            seq = self._snapshot_seq
             data = json.dumps(self._snapshot(), separators=(",", ":"))
-        with self._write_lock:
-            if seq <= self._written_seq:
-                return  # a newer snapshot is already on disk
             directory = self._state_file.parent
             directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=self._state_file.name + ".", suffix=".tmp", dir=directory)
@@ -442,7 +438,6 @@ class ZStackNode:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            self._written_seq = seq
 
     @property
     def access_keys(self) -> dict[str, str]:
@@ -519,9 +514,9 @@ class ZStackNode:
                 expired=expired,
             )
             self.jobs[uid] = job
+            self._persist()
         if timeout_ms is not None:
             self._later(timeout_ms / 1000.0, lambda: self._time_out(job))
-        self._persist()
         return job
 
     def _time_out(self, job: Job) -> None:
@@ -530,7 +525,6 @@ class ZStackNode:
             if job.generation != self.generation:
                 return
             self._finish(job, error=ApiError("SYS.1001", f"API[{job.api}] timeout after {job.timeout_ms}ms"))
-        self._persist()
 
     def poll_job(self, job_uuid: str) -> tuple[int, dict[str, Any]] | None:
         """§3.4: (202, {}) while running, (200, result) or (503, error) when done; None for an unknown job."""
@@ -547,11 +541,12 @@ class ZStackNode:
             job = self.jobs.get(job_uuid)
             if job is not None:
                 job.expired = True
-        self._persist()
+                self._persist()
 
     def _finish(self, job: Job, result: dict[str, Any] | None = None, error: ApiError | None = None) -> None:
-        """Complete a job (under the lock). A job completes once; later results are dropped."""
+        """Complete a job (under the lock) and save the state. A job completes once; later results are dropped."""
         if job.state != "running":
+            self._persist()  # the work of a timed-out job still changed the inventory
             return
         job.state = "done"
         job.completed_at = time.time()
@@ -559,6 +554,7 @@ class ZStackNode:
             job.http_status, job.body = 503, {"error": error.to_dict()}
         else:
             job.http_status, job.body = 200, result or {}
+        self._persist()
 
     def _submit(
         self,
@@ -581,22 +577,19 @@ class ZStackNode:
                 key, ctx = intercept()
             except ApiError as exc:
                 self._finish(job, error=exc)
-                key = None
             else:
                 queue = self._queues.setdefault(key, _VmQueue())
                 queue.tasks.append(lambda: self._run_queued(job, queued, ctx))
                 if not queue.busy:
                     queue.busy = True
                     threading.Thread(target=self._drain, args=(queue,), name=f"vm-queue-{key}", daemon=True).start()
-        if key is None:
-            self._persist()
 
     def _finish_injected(self, job: Job, error: dict[str, Any]) -> None:
         with self._lock:
             if job.generation == self.generation and job.state == "running":
                 job.state, job.completed_at = "done", time.time()
                 job.http_status, job.body = 503, {"error": error}
-        self._persist()
+                self._persist()
 
     def _drain(self, queue: _VmQueue) -> None:
         while not self._stop.is_set():
@@ -632,7 +625,6 @@ class ZStackNode:
             log.exception("job %s (%s) failed", job.uuid, job.api)
             with self._lock:
                 self._finish(job, error=ApiError("SYS.1000", f"internal error while running {job.api}"))
-        self._persist()
 
     # ------------------------------------------------------------------ sessions and authentication
 
@@ -663,7 +655,7 @@ class ZStackNode:
             if acct is None or acct["_passwordSha512"] != password:
                 raise ApiError("ID.1000", "wrong account name or password")  # §1.1
             inventory = self._new_session(acct["uuid"], acct["uuid"])
-        self._persist()
+            self._persist()
         return {"inventory": inventory}
 
     def login_by_user(
@@ -686,15 +678,14 @@ class ZStackNode:
             if user is None or user["_passwordSha512"] != password:
                 raise ApiError("ID.1000", "wrong account or username or password")  # §1.2
             inventory = self._new_session(acct["uuid"], user["uuid"])
-        self._persist()
+            self._persist()
         return {"inventory": inventory}
 
     def logout(self, session_uuid: str) -> dict[str, Any]:
         """§1.3: unknown sessions are a silent no-op; 200 {}."""
         with self._lock:
-            existed = self.sessions.pop(session_uuid, None) is not None
-        if existed:
-            self._persist()
+            if self.sessions.pop(session_uuid, None) is not None:
+                self._persist()
         return {}
 
     def validate_session(self, session_uuid: str) -> dict[str, Any]:
@@ -1242,7 +1233,7 @@ class ZStackNode:
             self.jobs = {}
             self._queues = {}
             self.config = SimConfig(**asdict(self._initial_config))
-        self._persist()
+            self._persist()
 
     def get_config(self) -> dict[str, Any]:
         with self._lock:
@@ -1271,7 +1262,7 @@ class ZStackNode:
             for s in self.sessions.values():
                 s["expiredDate"] = min(s["expiredDate"], past)
             count = len(self.sessions)
-        self._persist()
+            self._persist()
         return count
 
     def hold_vm_state(self, vm_uuid: str, state: str, seconds: float) -> dict[str, Any]:
