@@ -230,3 +230,12 @@ def test_https_mode_serves_the_api_and_job_locations_over_tls(tmp_path: Path) ->
         with pytest.raises(requests.ConnectionError):
             requests.get(s.url.replace("https", "http") + "/zstack/v1/vm-instances", timeout=5)
         assert sim.zstack("GET", "vm-instances")[0] == 200
+
+
+def test_stopped_simulator_cuts_open_keep_alive_connections(tmp_path: Path) -> None:
+    with run_simulator(state_file=tmp_path / "s.json", job_seconds=0.01) as s:
+        http = requests.Session()
+        url = f"{s.url}/zstack/v1/management-nodes/actions"
+        assert http.put(url, json={"getVersion": {}}, timeout=5).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        http.put(url, json={"getVersion": {}}, timeout=5)

@@ -422,8 +422,8 @@ class ZStackNode:
         It runs under the model lock, in the same critical section as the change it saves, so whatever a client
         has seen (a 202, a job result, an attached ISO) is on disk before anyone can see it.
         """
-        if self._state_file is None:
-            return
+        if self._state_file is None or self._stop.is_set():
+            return  # a stopped node writes nothing more (a restarted one may own the file now)
         with self._lock:
             data = json.dumps(self._snapshot(), separators=(",", ":"))
             directory = self._state_file.parent

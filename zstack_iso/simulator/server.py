@@ -91,6 +91,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         sim = self.server.sim
+        if sim.stopping.is_set():
+            self._drop()
+            return
         started = time.monotonic()
         method = self.command
         split = urlsplit(self.path)
@@ -185,6 +188,29 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     sim: Simulator
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Cut every open keep-alive connection: a stopped simulator serves nothing more."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
     def server_bind(self) -> None:
         # skip HTTPServer's getfqdn(): a reverse DNS lookup can stall start-up
         socketserver.TCPServer.server_bind(self)
@@ -262,6 +288,7 @@ class Simulator:
             self._server.shutdown()
             self._thread.join(timeout=5)
         self._server.server_close()
+        self._server.close_connections()
 
     def __enter__(self) -> Simulator:
         return self.start()
