@@ -55,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     sim.start()
     print(f"ZStack simulator listening on {sim.url}", flush=True)
-    key_id, secret = sim.node.default_access_key
     print(f"ZStack API: {sim.url}/zstack/v1  control API: {sim.url}/_simulator", flush=True)
-    print(f"AccessKey (seed account): id={key_id} secret={secret}", flush=True)
+    if sim.node.access_keys:
+        key_id, secret = sim.node.default_access_key
+        # the default seed's key is public (it ships in the package); a user's own seed secret is never printed
+        shown = secret if args.seed is None else "(in the seed file)"
+        print(f"AccessKey of the seed's first account: id={key_id} secret={shown}", flush=True)
     try:
         while not stop.wait(0.5):
             pass

@@ -11,6 +11,7 @@ import base64
 import collections
 import copy
 import hashlib
+import heapq
 import hmac
 import json
 import logging
@@ -199,6 +200,47 @@ class Job:
     completed_at: float | None = None
 
 
+class _Scheduler:
+    """One timer thread for every delayed action (job timeouts, injected job errors, state holds)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, seconds: float, fn: Callable[[], None]) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._seq += 1
+            heapq.heappush(self._heap, (time.monotonic() + max(0.0, seconds), self._seq, fn))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="zstack-sim-timers", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._heap.clear()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    self._cond.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                if self._closed:
+                    return
+                _, _, fn = heapq.heappop(self._heap)
+            try:
+                fn()
+            except Exception:
+                log.exception("simulator timer failed")
+
+
 class _VmQueue:
     """One VM's FIFO (§10: chainSubmit with sync level 1): one drain thread at a time."""
 
@@ -346,7 +388,7 @@ class ZStackNode:
         self.config = SimConfig(**asdict(self._initial_config))
         self.generation = 0
         self._queues: dict[str, _VmQueue] = {}
-        self._timers: set[threading.Timer] = set()
+        self._scheduler = _Scheduler()
         self._state_file = Path(state_file) if state_file else None
         self.sessions: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, Job] = {}
@@ -454,27 +496,13 @@ class ZStackNode:
     # ------------------------------------------------------------------ timers, queues, jobs
 
     def _later(self, seconds: float, fn: Callable[[], None]) -> None:
-        """Run fn after `seconds` on a timer thread (no busy wait); cancelled by close()."""
-
-        def fire() -> None:
-            with self._lock:
-                self._timers.discard(timer)
-            if not self._stop.is_set():
-                fn()
-
-        timer = threading.Timer(max(0.0, seconds), fire)
-        timer.daemon = True
-        with self._lock:
-            self._timers.add(timer)
-        timer.start()
+        """Run fn after `seconds` on the node's timer thread (no busy wait); dropped by close()."""
+        self._scheduler.call_later(seconds, fn)
 
     def close(self) -> None:
         """Stop timers and job threads; in-flight jobs are abandoned (a crash loses them, §3.4)."""
         self._stop.set()
-        with self._lock:
-            timers, self._timers = list(self._timers), set()
-        for t in timers:
-            t.cancel()
+        self._scheduler.close()
 
     def _prune_jobs(self, now: float) -> None:
         stale = [u for u, j in self.jobs.items() if j.completed_at and now - j.completed_at > COMPLETED_JOB_TTL_SECONDS]
