@@ -95,21 +95,37 @@ def test_given_session_that_expired_fails_with_id_1001_and_a_hint(sim):
     assert "Hint" in str(info.value) and session.uuid not in str(info.value)
 
 
-def test_close_logs_the_shared_session_out_when_its_last_client_closes(sim):
+def _live_sessions(simulator) -> set[str]:
+    """Session UUIDs the simulated node holds (the journal masks them in logout paths)."""
+    return set(list(simulator.node.sessions))
+
+
+def test_close_logs_the_shared_session_out_when_its_last_client_closes(sim, simulator):
     vm_uuid = sim.vm("web-1")
     first = ZStackClient(sim.url, **ADMIN)
     second = ZStackClient(sim.url, **ADMIN)
     first.get_vm(vm_uuid)
+    sessions = _live_sessions(simulator)
+    assert len(sessions) == 1
     first.close()
     second.get_vm(vm_uuid)  # still logged in: another client uses the session
+    assert _live_sessions(simulator) == sessions
     second.close()
-    logouts = [r for r in sim.journal()["requests"] if r["method"] == "DELETE" and "/accounts/sessions/" in r["path"]]
-    assert len(logouts) == 1 and _logins(sim) == 1
-    session_uuid = logouts[0]["path"].rsplit("/", 1)[-1].split("?")[0]
-    with ZStackClient(sim.url, session_uuid=session_uuid) as stale:
+    assert _live_sessions(simulator) == set() and _logins(sim) == 1
+    with ZStackClient(sim.url, session_uuid=sessions.pop()) as stale:
         with pytest.raises(ZStackError) as info:
             stale.get_vm(vm_uuid)
     assert info.value.code == "ID.1001"
+
+
+def test_close_without_logout_leaves_the_session_for_the_next_client(sim, simulator):
+    vm_uuid = sim.vm("web-1")
+    with ZStackClient(sim.url, **ADMIN) as first:
+        first.get_vm(vm_uuid)
+        first.close(logout=False)
+    with ZStackClient(sim.url, **ADMIN) as second:
+        second.get_vm(vm_uuid)
+    assert _logins(sim) == 1 and _live_sessions(simulator) == set()
 
 
 def test_wrong_password_fails_with_id_1000_and_never_shows_the_password(sim):
@@ -142,28 +158,25 @@ def test_access_key_with_a_wrong_secret_is_refused_without_showing_the_secret(si
     assert "canary-not-the-secret" not in str(info.value)
 
 
-def test_nothing_secret_is_logged_even_at_debug_level(sim, caplog):
+def test_nothing_secret_is_logged_even_at_debug_level(sim, simulator, caplog):
     caplog.set_level(logging.DEBUG)
     password = "password"
     vm_uuid, iso = sim.vm("web-1"), sim.image("rescue.iso")
     client = ZStackClient(sim.url, account_name="admin", account_password=password)
     client.attach_iso(vm_uuid, iso)
+    sessions = _live_sessions(simulator)
     sim.expire_sessions()
-    client.detach_iso(vm_uuid, iso)
-    client.close()
+    client.detach_iso(vm_uuid, iso)  # logs in again
+    sessions |= _live_sessions(simulator)
+    client.close()  # logs out: DELETE /accounts/sessions/<uuid>
     key_id, secret = sim.access_key
     with ZStackClient(sim.url, access_key_id=key_id, access_key_secret=secret) as signed:
         signed.get_vm(vm_uuid)
 
-    sessions = {
-        r["path"].rsplit("/", 1)[-1]
-        for r in sim.journal()["requests"]
-        if r["method"] == "DELETE" and "/accounts/sessions/" in r["path"]
-    }
-    assert sessions, "the client should have logged its session out"
+    assert len(sessions) == 2
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "zstack_iso.client" in {record.name for record in caplog.records}
     assert re.search(r"job [0-9a-f]{32}", logged)  # jobs are logged ...
+    assert "/accounts/sessions/" in logged  # ... and urllib3's line for the logout ...
     for secret_text in (hashlib.sha512(password.encode()).hexdigest(), secret, *sessions):
-        assert secret_text not in logged  # ... credentials are not
-    assert f"password={password}" not in logged
+        assert secret_text not in logged  # ... but no credential

@@ -3,13 +3,17 @@ a failure that did not happen. Faults come from the simulator's control API, ove
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import time
+import warnings
 
 import pytest
 
 from zstack_iso.client import ZStackClient
 from zstack_iso.errors import ZStackError
+from zstack_iso.simulator import run_simulator
 
 RESCUE = "rescue.iso"
 
@@ -155,10 +159,43 @@ def test_unreachable_node_is_a_clear_error_naming_the_endpoint():
     assert endpoint in str(info.value)
 
 
-def test_tls_verification_refuses_a_certificate_it_cannot_verify(sim):
-    # An HTTPS client pointed at the simulator's plain-HTTP port fails the handshake: a TLS error, named.
-    endpoint = sim.url.replace("http://", "https://")
-    with ZStackClient(endpoint, account_name="admin", account_password="password", retries=0) as client:
+@pytest.fixture(scope="module")
+def https_simulator(tmp_path_factory):
+    """A second simulator serving HTTPS with a self-signed certificate for 127.0.0.1."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with run_simulator(host="127.0.0.1", port=0, job_seconds=0.02, tls_cert=cert, tls_key=key) as sim:
+        yield sim, str(cert)
+
+
+def test_tls_verification_is_on_by_default_and_refuses_a_self_signed_certificate(https_simulator):
+    server, _ = https_simulator
+    assert server.url.startswith("https://")
+    with ZStackClient(server.url, account_name="admin", account_password="password", retries=0) as client:
         with pytest.raises(ZStackError) as info:
             client.get_vm("0123456789abcdef0123456789abcdef")
-    assert info.value.code == "CLIENT.TLS" and endpoint in str(info.value)
+    assert info.value.code == "CLIENT.TLS"
+    assert server.url in str(info.value) and "CA bundle" in str(info.value)
+
+
+def test_tls_with_the_ca_bundle_given_verifies_and_works(https_simulator):
+    server, ca_bundle = https_simulator
+    with ZStackClient(server.url, account_name="admin", account_password="password", verify=ca_bundle) as client:
+        assert client.query_vms(name="web-1")[0].name == "web-1"
+
+
+def test_tls_verification_turned_off_works_with_a_warning(https_simulator):
+    server, _ = https_simulator
+    with pytest.warns(UserWarning, match="verification is disabled"):
+        client = ZStackClient(server.url, account_name="admin", account_password="password", verify=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # urllib3's own InsecureRequestWarning, on every request
+        with client:
+            assert client.query_vms(name="web-1")[0].name == "web-1"

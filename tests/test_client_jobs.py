@@ -103,8 +103,9 @@ def test_job_error_surfaces_the_code_and_the_cause_chain(sim, client):
     assert err.api == "AttachIsoToVmInstance" and err.http_status == 503
     text = str(err)
     assert "SYS.1006" in text and "caused by VM.1010" in text and err.job_uuid in text
-    # The job UUID in the error is the one the client polled (its own X-Job-UUID, §3.2).
-    assert any(p.endswith("/api-jobs/" + err.job_uuid) for p in _poll_paths(sim))
+    # The job UUID in the error is the node's name for that job (the client's own X-Job-UUID, §3.2).
+    answer = sim.submit("GET", f"api-jobs/{err.job_uuid}")
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "SYS.1006"
 
 
 def test_slow_job_beyond_the_timeout_fails_with_the_job_named(sim):
@@ -142,8 +143,8 @@ def test_polls_of_a_long_job_back_off(sim, client):
     sim.clear_journal()
     client.attach_iso(vm_uuid, sim.image(UBUNTU))
     polls = len(_poll_paths(sim))
-    # 20 ms at first, then 10 % of the elapsed time: about 30 polls for 2 s, not 100.
-    assert 5 <= polls <= 45, polls
+    # 15 ms at first, then 6 % of the elapsed time: about 50 polls for 2 s, where a 15 ms loop makes 130.
+    assert 10 <= polls <= 70, polls
 
 
 def test_one_client_serves_concurrent_attaches_from_many_threads(sim, client):

@@ -79,7 +79,8 @@ def test_read_is_retried_after_a_gateway_error_without_a_zstack_body(sim, client
     sim.clear_journal()
     sim.fault(method="GET", pathRegex="/vm-instances/" + vm_uuid, action="http_status", status=status, times=2)
     assert client.get_vm(vm_uuid).name == "web-1"
-    assert len(_requests_to(sim, "/vm-instances/" + vm_uuid)) == 3
+    answered = [r["status"] for r in _requests_to(sim, "/vm-instances/" + vm_uuid)]
+    assert answered.count(status) == 2  # both faults were met, and the third try succeeded
 
 
 def test_read_is_retried_after_a_dropped_connection(sim, client):
@@ -98,7 +99,9 @@ def test_zstack_error_answer_to_a_read_is_not_retried(sim, client):
     with pytest.raises(ZStackError) as info:
         client.get_vm(vm_uuid)
     assert info.value.code == "SYS.1000" and info.value.http_status == 503
-    assert len(_requests_to(sim, "/vm-instances/" + vm_uuid)) == 1
+    client.get_vm(vm_uuid)  # the next request on the same connection follows the 503 in the journal
+    answered = [r["status"] for r in _requests_to(sim, "/vm-instances/" + vm_uuid)]
+    assert answered.count(503) == 1
 
 
 def test_reads_give_up_after_a_bounded_number_of_retries(sim):
@@ -109,9 +112,12 @@ def test_reads_give_up_after_a_bounded_number_of_retries(sim):
         sim.fault(method="GET", pathRegex="/vm-instances/" + vm_uuid, action="http_status", status=503, times=10)
         with pytest.raises(ZStackError) as info:
             client.get_vm(vm_uuid)
+        sim.clear_faults()
+        client.get_vm(vm_uuid)  # the next request on the same connection follows the 503s in the journal
     assert info.value.code == "CLIENT.UNREACHABLE" and info.value.http_status == 503
     assert sim.url in str(info.value)
-    assert len(_requests_to(sim, "/vm-instances/" + vm_uuid)) == 3
+    answered = [r["status"] for r in _requests_to(sim, "/vm-instances/" + vm_uuid)]
+    assert answered.count(503) == 3  # one try and two retries
 
 
 def test_plain_text_http_error_is_reported_with_its_status_and_text(sim, client):
