@@ -76,6 +76,26 @@ def test_expired_session_on_an_attach_logs_in_once_and_attaches_once(sim):
     assert [c.get("isoUuid") for c in sim.cdroms(vm_uuid)].count(iso) == 1
 
 
+def test_expired_session_during_concurrent_jobs_logs_in_once_and_each_job_runs_once(sim):
+    work = [
+        ("web-1", "rescue.iso"),
+        ("web-1", "ubuntu-22.04-server.iso"),
+        ("web-1", "virtio-win-0.1.240.iso"),
+        ("web-2", "rescue.iso"),
+        ("db-1", "rescue.iso"),
+        ("db-1", "virtio-win-0.1.240.iso"),
+    ]
+    pairs = [(sim.vm(vm), sim.image(iso)) for vm, iso in work]
+    with ZStackClient(sim.url, **ADMIN) as client:
+        client.get_vm(pairs[0][0])
+        sim.expire_sessions()
+        errors = _run_in_threads(len(pairs), lambda i: client.attach_iso(*pairs[i]))
+    assert errors == []
+    assert _logins(sim) == 2
+    for vm_uuid, iso in pairs:
+        assert [c.get("isoUuid") for c in sim.cdroms(vm_uuid)].count(iso) == 1
+
+
 def test_given_session_uuid_is_used_without_logging_in(sim):
     with ZStackClient(sim.url, **ADMIN, share_session=False) as owner:
         session = owner.login()

@@ -87,6 +87,18 @@ def test_detach_whose_connection_drops_is_submitted_again_safely(sim, client):
     assert _jobs(sim) == 1
 
 
+def test_resubmit_refused_as_a_duplicate_proves_the_first_submit_was_accepted(sim, client):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    sim.clear_journal()
+    sim.fault(method="POST", pathRegex="/iso/", action="drop_after_accept")  # accepted, answer lost
+    sim.fault(method="GET", pathRegex="/api-jobs/", action="http_status", status=404, body="job not found")
+    vm = client.attach_iso(vm_uuid, iso)
+    assert vm.cdrom_with_iso(iso) is not None
+    assert _jobs(sim) == 1 and _count_iso(sim, vm_uuid, iso) == 1
+    statuses = [r["status"] for r in sim.journal()["requests"] if r["method"] == "POST" and "/iso/" in r["path"]]
+    assert 400 in statuses  # the second submit, with the same X-Job-UUID, was refused as a duplicate
+
+
 def test_attach_whose_job_record_expired_is_settled_by_reading_the_vm(sim, client):
     vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
     sim.fault(method="POST", pathRegex="/iso/", action="expire_job")

@@ -159,7 +159,7 @@ def _retry(retries: int, methods: Iterable[str]) -> Retry:
         backoff_factor=0.2,
         backoff_max=2.0,
         raise_on_status=False,
-        respect_retry_after_header=True,
+        respect_retry_after_header=False,  # a gateway's Retry-After could stall a call far past its timeout
     )
 
 
@@ -618,6 +618,7 @@ class ZStackClient:
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
         sid: str | None = None,
+        read_timeout: float | None = None,
     ) -> requests.Response:
         """One HTTP exchange (with the adapter's retries). Raises _NoAnswer when there is no usable answer."""
         all_headers = {"Accept": "application/json"}
@@ -632,7 +633,7 @@ class ZStackClient:
                 params=params,
                 json=json_body,
                 headers=all_headers,
-                timeout=(self.connect_timeout, self.read_timeout),
+                timeout=(self.connect_timeout, read_timeout or self.read_timeout),
                 allow_redirects=False,
                 verify=self.verify,  # per request: REQUESTS_CA_BUNDLE would override Session.verify
             )
@@ -645,7 +646,7 @@ class ZStackClient:
             ) from None
         except requests.exceptions.Timeout as exc:
             raise _NoAnswer(
-                f"no answer within {self.read_timeout:g} s", sent=not _never_sent(exc), timeout=True
+                f"no answer within {read_timeout or self.read_timeout:g} s", sent=not _never_sent(exc), timeout=True
             ) from None
         except requests.exceptions.RequestException as exc:
             never_sent = _never_sent(exc)
@@ -887,7 +888,9 @@ class ZStackClient:
                 )
             time.sleep(min(self.poll_policy.next_delay(time.monotonic() - job.started), remaining))
             try:
-                resp = self._send("GET", f"/api-jobs/{_quote(job.uuid)}", sid=sid)
+                # A hanging poll must not carry the call far past its deadline.
+                read_timeout = min(self.read_timeout, max(1.0, job.deadline - time.monotonic()))
+                resp = self._send("GET", f"/api-jobs/{_quote(job.uuid)}", sid=sid, read_timeout=read_timeout)
             except _NoAnswer as exc:
                 raise self._no_answer_error(
                     exc, job.api, job.request, job, note="the job's outcome is unknown and it may still run"
