@@ -128,6 +128,18 @@ def test_expired_job_that_did_not_take_effect_is_reported_as_job_lost(sim, clien
     assert _count_iso(sim, vm_uuid, sim.image(RESCUE)) == 0
 
 
+def test_job_that_failed_after_a_lost_answer_reports_its_own_error_at_once(sim, client):
+    vm_uuid = sim.vm("web-2")  # one CD-ROM
+    client.attach_iso(vm_uuid, sim.image("ubuntu-22.04-server.iso"))
+    sim.fault(method="POST", pathRegex="/iso/", action="drop_after_accept")
+    started = time.monotonic()
+    with pytest.raises(ZStackError) as info:
+        client.attach_iso(vm_uuid, sim.image(RESCUE))
+    assert info.value.code == "SYS.1006"  # "All ... CD-ROMs have mounted ISO", not a vague "outcome unknown"
+    assert time.monotonic() - started < 1.0
+    assert _count_iso(sim, vm_uuid, sim.image(RESCUE)) == 0
+
+
 def test_submit_delayed_past_the_read_timeout_still_runs_once(sim):
     vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
     with ZStackClient(

@@ -101,6 +101,9 @@ _VM_STATE_POLLING = PollPolicy(floor=0.05, ratio=0.1, cap=1.0)
 # ------------------------------------------------------------------------------------------ transport
 
 
+_ERROR_KEY = re.compile(rb'"error"\s*:\s*\{')
+
+
 def _is_zstack_answer(response: Any) -> bool:
     """True when a 502/503/504 carries ZStack's ``{"error": …}`` body (§3.6): the node's answer.
 
@@ -116,7 +119,7 @@ def _is_zstack_answer(response: Any) -> bool:
         head = bytes(peek(4096)).lstrip()
     except Exception:  # noqa: BLE001 - a failed peek must not turn into a retry
         return True
-    return head.startswith(b"{") and b'"error"' in head[:4096]
+    return head.startswith(b"{") and _ERROR_KEY.search(head) is not None
 
 
 class _TransientOnlyRetry(Retry):
@@ -380,6 +383,7 @@ class ZStackClient:
         share_session: bool = True,
     ) -> None:
         self.endpoint, self.api_url = self._parse_endpoint(endpoint)
+        self._api_path = urlsplit(self.api_url).path  # e.g. /zstack/v1, as shown in error messages
         self._closed = False
 
         for name, value in (
@@ -550,13 +554,16 @@ class ZStackClient:
     # ---------------------------------------------------------------------------- authentication
 
     def login(self) -> Session:
-        """LogInByAccount (§1.1). Normally implicit: the client logs in on first use."""
+        """LogInByAccount (§1.1): a new session, owned by the caller (who logs it out).
+
+        Not needed for the client's own calls, which log in on first use with the shared session.
+        """
         if self._auth_kind != "account":
             raise self._config_error("login() needs account_name and account_password")
         return self._login_inventory()
 
     def _login_inventory(self) -> Session:
-        api, request = "LogInByAccount", "PUT /zstack/v1/accounts/login"
+        api, request = "LogInByAccount", f"PUT {self._api_path}/accounts/login"
         body = {"logInByAccount": {"accountName": self._account_name, "password": self._password_sha512}}
         try:
             resp = self._send("PUT", "/accounts/login", json_body=body, auth=False)
@@ -579,8 +586,8 @@ class ZStackClient:
         try:
             self._send("DELETE", f"/accounts/sessions/{_quote(sid)}", auth=False)
             log.info("logged out of %s (account %s)", self.endpoint, self._account_name)
-        except _NoAnswer as exc:
-            log.debug("logout from %s failed: %s", self.endpoint, _redact(exc.reason))
+        except (_NoAnswer, ZStackError) as exc:  # closing must not fail: the session expires anyway (§1.4)
+            log.debug("logout from %s failed: %s", self.endpoint, _redact(str(exc)))
 
     def _session(self) -> str | None:
         if self._closed:
@@ -730,7 +737,7 @@ class ZStackClient:
 
     def _get(self, path: str, *, api: str, params: Any = None) -> dict:
         """A synchronous GET (§4) with one re-login on ID.1001 (§1.5)."""
-        request = f"GET /zstack/v1{path}"
+        request = f"GET {self._api_path}{path}"
         for attempt in (1, 2):
             sid = self._session()
             try:
@@ -750,12 +757,12 @@ class ZStackClient:
         data = self._get(path, api=api, params=params)
         inventories = data.get("inventories")
         if not isinstance(inventories, list):
-            raise self._protocol_error(api, f"GET /zstack/v1{path}", "the query answer has no 'inventories' list")
+            raise self._protocol_error(api, f"GET {self._api_path}{path}", "the query answer has no 'inventories' list")
         return [i for i in inventories if isinstance(i, dict)]
 
     def get_version(self) -> str:
         """GetVersion (§9): no authentication; also a cheap check that the node answers."""
-        api, request = "GetVersion", "PUT /zstack/v1/management-nodes/actions"
+        api, request = "GetVersion", f"PUT {self._api_path}/management-nodes/actions"
         try:
             resp = self._send("PUT", "/management-nodes/actions", json_body={"getVersion": {}}, auth=False)
         except _NoAnswer as exc:
@@ -781,7 +788,7 @@ class ZStackClient:
 
         Raises ZStackError, or _JobOutcomeUnknown when the result is lost and only the state can tell.
         """
-        request = f"{method} /zstack/v1{path}"
+        request = f"{method} {self._api_path}{path}"
         if params:
             request += "?" + "&".join(f"{k}={v}" for k, v in params.items())
         started = time.monotonic()
@@ -957,6 +964,13 @@ class ZStackClient:
         """Decide a job whose result is lost by reading the VM until ``done`` or the settle time ends."""
         job = lost.job
         log.warning("job %s (%s): %s; reading VM %s to settle it", job.uuid, job.api, lost.reason, vm_uuid)
+        if lost.error is not None:
+            # The job did finish, with this error: only an earlier run could have done the work already.
+            vm = self.get_vm(vm_uuid)
+            if done(vm):
+                log.info("job %s (%s) settled by reading the VM: %s", job.uuid, job.api, expected)
+                return vm
+            raise lost.error
         start = time.monotonic()
         deadline = min(job.deadline, start + self.settle_timeout)
         while True:
@@ -1047,7 +1061,9 @@ class ZStackClient:
         try:
             return [model.model_validate(row) for row in rows]
         except ValidationError as exc:
-            raise self._protocol_error(api, f"GET /zstack/v1/{resource}", f"unreadable inventory: {exc}") from None
+            raise self._protocol_error(
+                api, f"GET {self._api_path}/{resource}", f"unreadable inventory: {exc}"
+            ) from None
 
     def query_vms(self, *conditions: str, **equals: Any) -> list[VmInstance]:
         """QueryVmInstance (§4.1), e.g. ``query_vms(name="web-1")``."""
@@ -1066,15 +1082,15 @@ class ZStackClient:
         """The VM, or None when the node has no such VM (§4.1: ``/{uuid}`` answers a possibly empty list).
         A Destroyed VM is still returned (§13)."""
         rows = self._inventories(f"/vm-instances/{_quote(vm_uuid)}", api="QueryVmInstance")
-        return self._one(VmInstance, rows, "QueryVmInstance", f"GET /zstack/v1/vm-instances/{vm_uuid}")
+        return self._one(VmInstance, rows, "QueryVmInstance", f"GET {self._api_path}/vm-instances/{vm_uuid}")
 
     def get_image(self, image_uuid: str) -> Image | None:
         rows = self._inventories(f"/images/{_quote(image_uuid)}", api="QueryImage")
-        return self._one(Image, rows, "QueryImage", f"GET /zstack/v1/images/{image_uuid}")
+        return self._one(Image, rows, "QueryImage", f"GET {self._api_path}/images/{image_uuid}")
 
     def get_cdrom(self, cdrom_uuid: str) -> VmCdRom | None:
         rows = self._inventories(f"/vm-instances/cdroms/{_quote(cdrom_uuid)}", api="QueryVmCdRom")
-        return self._one(VmCdRom, rows, "QueryVmCdRom", f"GET /zstack/v1/vm-instances/cdroms/{cdrom_uuid}")
+        return self._one(VmCdRom, rows, "QueryVmCdRom", f"GET {self._api_path}/vm-instances/cdroms/{cdrom_uuid}")
 
     def _one(self, model: type[M], rows: list[dict], api: str, request: str) -> M | None:
         if not rows:
@@ -1113,7 +1129,7 @@ class ZStackClient:
                     CLIENT_TIMEOUT,
                     details=f"VM {vm_uuid} stayed in state {vm.state} for more than {limit:g} s",
                     api="QueryVmInstance",
-                    request=f"GET /zstack/v1/vm-instances/{vm_uuid}",
+                    request=f"GET {self._api_path}/vm-instances/{vm_uuid}",
                     endpoint=self.endpoint,
                     hint="wait until the VM is Running, Stopped or Paused, or raise the timeout",
                 )
@@ -1149,7 +1165,7 @@ class ZStackClient:
         if result is None:
             assert vm is not None
             return vm
-        return self._vm_from(result, api, f"POST /zstack/v1{path}")
+        return self._vm_from(result, api, f"POST {self._api_path}{path}")
 
     def detach_iso(self, vm_uuid: str, iso_uuid: str, *, timeout: float | None = None) -> VmInstance:
         """DetachIsoFromVmInstance (§6): ``isoUuid`` goes in the query string; detaching an ISO that is
@@ -1169,7 +1185,7 @@ class ZStackClient:
         if result is None:
             assert vm is not None
             return vm
-        return self._vm_from(result, api, f"DELETE /zstack/v1{path}")
+        return self._vm_from(result, api, f"DELETE {self._api_path}{path}")
 
     # ------------------------------------------------------------------------------ VM lifecycle
 
@@ -1198,7 +1214,7 @@ class ZStackClient:
             return vm
         if result.get("inventory") is None:
             return None
-        return self._vm_from(result, api, f"PUT /zstack/v1{path}")
+        return self._vm_from(result, api, f"PUT {self._api_path}{path}")
 
     def start_vm(self, vm_uuid: str, *, timeout: float | None = None) -> VmInstance:
         """StartVmInstance (§13)."""
@@ -1255,7 +1271,7 @@ class ZStackClient:
         vm = self.get_vm(vm_uuid)
         if vm is None:
             raise self._protocol_error(
-                "QueryVmInstance", f"GET /zstack/v1/vm-instances/{vm_uuid}", f"VM {vm_uuid} vanished after a job"
+                "QueryVmInstance", f"GET {self._api_path}/vm-instances/{vm_uuid}", f"VM {vm_uuid} vanished after a job"
             )
         return vm
 
