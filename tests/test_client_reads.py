@@ -126,3 +126,8 @@ def test_plain_text_http_error_is_reported_with_its_status_and_text(sim, client)
         client.query("no-such-resources")
     assert info.value.code == "CLIENT.HTTP" and info.value.http_status == 404
     assert "no api mapping" in str(info.value).lower() or "404" in str(info.value)
+
+
+def test_get_with_an_empty_uuid_finds_nothing_instead_of_the_first_vm(client):
+    assert client.get_vm("") is None
+    assert client.get_image("") is None

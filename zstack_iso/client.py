@@ -1081,19 +1081,28 @@ class ZStackClient:
     def get_vm(self, vm_uuid: str) -> VmInstance | None:
         """The VM, or None when the node has no such VM (§4.1: ``/{uuid}`` answers a possibly empty list).
         A Destroyed VM is still returned (§13)."""
+        if not vm_uuid or not vm_uuid.strip():
+            return None
         rows = self._inventories(f"/vm-instances/{_quote(vm_uuid)}", api="QueryVmInstance")
         return self._one(VmInstance, rows, "QueryVmInstance", f"GET {self._api_path}/vm-instances/{vm_uuid}")
 
     def get_image(self, image_uuid: str) -> Image | None:
+        if not image_uuid or not image_uuid.strip():
+            return None
         rows = self._inventories(f"/images/{_quote(image_uuid)}", api="QueryImage")
         return self._one(Image, rows, "QueryImage", f"GET {self._api_path}/images/{image_uuid}")
 
     def get_cdrom(self, cdrom_uuid: str) -> VmCdRom | None:
+        if not cdrom_uuid or not cdrom_uuid.strip():
+            return None
         rows = self._inventories(f"/vm-instances/cdroms/{_quote(cdrom_uuid)}", api="QueryVmCdRom")
         return self._one(VmCdRom, rows, "QueryVmCdRom", f"GET {self._api_path}/vm-instances/cdroms/{cdrom_uuid}")
 
     def _one(self, model: type[M], rows: list[dict], api: str, request: str) -> M | None:
-        if not rows:
+        # Only the row with the asked-for UUID: an empty UUID would make "/vm-instances/" list them all.
+        wanted = request.rsplit("/", 1)[-1].lower()
+        rows = [row for row in rows if str(row.get("uuid", "")).lower() == wanted]
+        if not wanted or not rows:
             return None
         try:
             return model.model_validate(rows[0])
