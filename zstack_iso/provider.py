@@ -170,15 +170,16 @@ class IsoAttachmentProvider(ResourceProvider):
                 f"attaching ISO {iso_uuid} to VM {vm_uuid} (CD-ROM {target.uuid}, device {target.device_id})"
             )
             try:
-                runtime.client.attach_iso(vm_uuid, iso_uuid, pinned)
+                # Read after write without another request: the job's result is the VM as the node re-reads
+                # it once the attach is done (§5.1 refreshVO), or the VM read that settled a lost result.
+                vm = runtime.client.attach_iso(vm_uuid, iso_uuid, pinned)
             except ZStackError as err:
                 # A race with someone outside this process (§10) fails the job; the node's state decides.
-                holder = _cdrom_holding(runtime.client.get_vm(vm_uuid), iso_uuid)
-                if holder is None:
+                vm = runtime.client.get_vm(vm_uuid)
+                if _cdrom_holding(vm, iso_uuid) is None:
                     _raise_for_full(runtime, vm_uuid, iso_uuid, err)
                     raise
-            vm = runtime.client.get_vm(vm_uuid)  # read after write: report the slot ZStack really used
-            holder = _cdrom_holding(vm, iso_uuid)
+            holder = _cdrom_holding(vm, iso_uuid)  # report the slot ZStack really used
             if holder is None:
                 raise IsoAttachmentError(
                     f"ZStack reported ISO {iso_uuid} attached to VM {vm_uuid}, but no CD-ROM of the VM holds it; "
@@ -251,8 +252,7 @@ class IsoAttachmentProvider(ResourceProvider):
                     pulumi.log.info(f"ISO {iso_uuid} is no longer attached to VM {vm_uuid}; nothing to detach")
                     return
                 pulumi.log.info(f"detaching ISO {iso_uuid} from VM {vm_uuid} (CD-ROM {holder.uuid})")
-                runtime.client.detach_iso(vm_uuid, iso_uuid)
-                vm = runtime.client.get_vm(vm_uuid)
+                vm = runtime.client.detach_iso(vm_uuid, iso_uuid)  # the VM as the node left it (§6.1)
                 if vm is not None and _cdrom_holding(vm, iso_uuid) is not None:
                     raise IsoAttachmentError(
                         f"ZStack reported ISO {iso_uuid} detached from VM {vm_uuid}, but it is still attached; "
