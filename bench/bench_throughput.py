@@ -1,0 +1,88 @@
+"""Benchmark 3: throughput, 48 attachments over 16 VMs, all 48 Creates in flight at once, jobs of 0.3 s.
+
+The ideal schedule: ZStack runs one VM's jobs one at a time (§10) and different VMs in parallel, so 3 jobs
+per VM take 3 × 0.3 s = 0.9 s. The SDK's provider host serves at most 4 calls at once, so a Create that
+waits for its job holds one of 4 threads: the bound is 48 / 4 × 0.3 s = 3.6 s, and worse when the queue
+holds several Creates of one VM next to each other (a program that loops over VMs, then ISOs, declares them
+so), because those wait for each other while holding threads.
+
+Cases: the SDK host with VM-major and with round-robin order, and, for measurement only, the same host
+module with 64 threads (bench.wide_host) to show what the fixed pool costs. Also records the hosts' peak
+memory (VmHWM) for benchmark 5.
+"""
+
+from __future__ import annotations
+
+import math
+
+from bench.harness import (
+    Row,
+    Suite,
+    create_all,
+    delete_all,
+    log,
+    median,
+    provider_host,
+    secs,
+    standalone,
+    timed,
+    times,
+    warm_up,
+)
+
+VMS = 16
+JOB = 0.3
+WIDE = 64
+CASES: tuple[tuple[str, int | None, str], ...] = (
+    ("SDK host (4 threads), VM-major order", None, "vm-major"),
+    ("SDK host (4 threads), round-robin order", None, "round-robin"),
+    (f"{WIDE}-thread host (measurement only), VM-major", WIDE, "vm-major"),
+)
+
+
+def run(suite: Suite) -> None:
+    sim, fleet = suite.sim, suite.fleet
+    vms = fleet.empty_vms[:VMS]
+    by_vm = [{"vm_uuid": vm, "iso_uuid": iso} for vm in vms for iso in fleet.isos]
+    orders = {"vm-major": by_vm, "round-robin": [by_vm[v * 3 + i] for i in range(3) for v in range(VMS)]}
+    attachments = len(by_vm)
+    ideal = len(fleet.isos) * JOB
+    bound = math.ceil(attachments / 4) * JOB
+    sim.reset()
+    for case, workers, order in CASES:
+        walls, per_attachment, logins = [], [], 0
+        with provider_host(sim.url, workers=workers) as host:
+            warm_up(host, sim, fleet.empty_vms[VMS], fleet.isos[0])  # a VM outside the 16
+            idle = host.memory()["rss"]
+            for _ in range(suite.runs):
+                sim.config(jobSeconds=JOB)
+                sim.clear_journal()
+                wall, outputs = timed(lambda h=host, o=order: create_all(h, orders[o]))
+                counters = sim.counters()
+                walls.append(wall)
+                per_attachment.append(counters["requests"] / attachments)
+                logins += counters["logins"]
+                if counters["jobs"] != attachments:
+                    raise RuntimeError(f"{counters['jobs']} attach jobs for {attachments} Creates")
+                sim.config(jobSeconds=0.0)
+                delete_all(host, outputs)
+            peak = host.memory()["peak_rss"]
+        suite.facts.setdefault("memory", []).append((case, idle, peak))
+        wall = median(walls)
+        reference = f"ideal {secs(ideal)}" + (f", 4-thread bound {secs(bound)}" if workers is None else "")
+        suite.rows.append(
+            Row(
+                "3 throughput",
+                f"48 Creates / 16 VMs, jobs {JOB:g} s: {case}",
+                secs(wall),
+                reference,
+                f"{times(median([w / ideal for w in walls]))} ideal",
+                f"{median(per_attachment):.1f}/attachment",
+                "" if logins == 0 else f"{logins} logins!",
+            )
+        )
+        log(f"  throughput, {case}: {secs(wall)} (ideal {secs(ideal)}), peak RSS {peak / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    standalone(run, default_runs=3)
