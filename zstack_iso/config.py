@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_PORT = 8080
 DEFAULT_JOB_TIMEOUT = 600.0
+DEFAULT_REQUEST_TIMEOUT = 30.0
 
 
 class ConfigurationError(Exception):
@@ -39,6 +40,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jobTimeout", "ZSTACK_JOB_TIMEOUT", f"seconds to wait for a job (default {DEFAULT_JOB_TIMEOUT:g})"),
     Setting("tlsVerify", "ZSTACK_TLS_VERIFY", "true (default), false, or the path of a CA bundle"),
     Setting("pollInterval", "ZSTACK_POLL_INTERVAL", "fixed seconds between job polls (default: adaptive)"),
+    Setting(
+        "requestTimeout",
+        "ZSTACK_REQUEST_TIMEOUT",
+        f"seconds to wait for one HTTP answer before retrying or polling (default {DEFAULT_REQUEST_TIMEOUT:g})",
+    ),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -55,6 +61,7 @@ class ZStackSettings:
     job_timeout: float = DEFAULT_JOB_TIMEOUT
     verify: bool | str = True
     poll_interval: float | None = None
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
 
     @classmethod
     def load(cls, get: Callable[[str], str | None], environ: Mapping[str, str] | None = None) -> ZStackSettings:
@@ -77,6 +84,7 @@ class ZStackSettings:
             job_timeout=_positive_float("jobTimeout", value("jobTimeout"), DEFAULT_JOB_TIMEOUT),
             verify=_verify(value("tlsVerify")),
             poll_interval=_positive_float("pollInterval", value("pollInterval"), None),
+            request_timeout=_positive_float("requestTimeout", value("requestTimeout"), DEFAULT_REQUEST_TIMEOUT),
         )
         settings.credentials()  # fail early and clearly on a bad combination
         return settings
@@ -88,6 +96,7 @@ class ZStackSettings:
             "verify": self.verify,
             "job_timeout": self.job_timeout,
             "poll_interval": self.poll_interval,
+            "read_timeout": self.request_timeout,
             **self.credentials(),
         }
 

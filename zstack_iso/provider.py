@@ -101,7 +101,7 @@ class IsoAttachmentProvider(ResourceProvider):
                     failures.append(CheckFailure(key, f"{key} is required: {_UUID_HINT}"))
                 continue
             if not isinstance(value, str):
-                failures.append(CheckFailure(key, f"{key} must be a string, {_UUID_HINT}; got {value!r}"))
+                failures.append(CheckFailure(key, f"{key} must be a string, {_UUID_HINT}; got {_shown(value)}"))
                 continue
             normalized = value.strip().lower()
             if not _UUID.match(normalized):
@@ -121,7 +121,9 @@ class IsoAttachmentProvider(ResourceProvider):
         if _is_unknown(pinned) or (pinned is not None and pinned != olds.get("cdrom_uuid")):
             replaces.append("cdrom_uuid")
         if not replaces:
-            with _explained(f"preview of ISO {olds['iso_uuid']} on VM {olds['vm_uuid']}: reading the VM"):
+            # Diff runs in `pulumi up` as well as in a preview: name what it does, not the command.
+            where = f"ISO {olds['iso_uuid']} on VM {olds['vm_uuid']}"
+            with _explained(f"looking for changes to {where} made outside Pulumi: reading the VM"):
                 drift = self._drift(olds)
             if drift:
                 pulumi.log.warn(drift)
@@ -489,6 +491,13 @@ def _ids(id_: str, props: dict[str, Any]) -> tuple[str, str]:
     if len(parts) != 2 or not all(_UUID.match(p) for p in parts):
         raise IsoAttachmentError(f"invalid IsoAttachment ID {id_!r}: expected '<vm_uuid>/<iso_uuid>'")
     return parts[0], parts[1]
+
+
+def _shown(value: Any) -> str:
+    """A value as the program wrote it: Pulumi sends every number as a float, so 42 arrives as 42.0."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value)
 
 
 def _is_unknown(value: Any) -> bool:
