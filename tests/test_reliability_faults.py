@@ -1,0 +1,171 @@
+"""Every fault the simulator can inject, on every call each provider step makes, through the provider host.
+
+Steps: create (`up` of a new attachment), delete (`destroy`), read (`refresh`) and diff (`up` of an existing
+attachment). Calls: login, query (the VM read), submit (the attach/detach job) and poll (the job's status).
+For each pair the outcome is success with the right live state or a clear error, and the next run converges:
+no duplicate job, no lost attachment, and a refresh that agrees with the node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.engine import ProviderError
+from tests.reliability import (
+    ERROR_PREFIX,
+    counters,
+    disagreements,
+    engine_for,
+    holders,
+    provider_host,
+    wait_quiet,
+)
+
+INJECTED = {"code": "SYS.1000", "description": "An internal error happened", "details": "injected: agent lost"}
+ACTIONS: dict[str, dict[str, Any]] = {
+    "http_500": {"action": "http_status", "status": 500},
+    "http_502": {"action": "http_status", "status": 502},
+    "http_503": {"action": "http_status", "status": 503},
+    "http_504": {"action": "http_status", "status": 504},
+    "drop_connection": {"action": "drop_connection"},
+    "drop_after_accept": {"action": "drop_after_accept"},
+    "job_error": {"action": "job_error", "error": INJECTED},
+    "expire_job": {"action": "expire_job"},
+    "delay_past_timeout": {"action": "delay", "delayMs": 900},  # the host's requestTimeout is 0.4 s
+}
+STEP_CALLS = {
+    "create": ("login", "query", "submit", "poll"),
+    "delete": ("login", "query", "submit", "poll"),
+    "read": ("login", "query"),
+    "diff": ("login", "query"),
+}
+CASES = [(step, call, action) for step, calls in STEP_CALLS.items() for call in calls for action in ACTIONS]
+JOB_SECONDS = 0.1
+
+
+@pytest.fixture(scope="module")
+def host(simulator):
+    with provider_host(simulator.url, requestTimeout="0.4", jobTimeout="10") as provider_host_:
+        yield provider_host_
+
+
+@pytest.fixture
+def target(sim):
+    sim.config(jobSeconds=JOB_SECONDS)
+    return sim.vm("web-1"), sim.image("rescue.iso")
+
+
+@pytest.fixture
+def engine(host, sim):
+    engine = engine_for(host)
+    yield engine
+    # The host outlives this test's deployment: end it, so that the next test starts from an empty stack.
+    sim.clear_faults()
+    engine.destroy()
+
+
+def expected_outcome(step: str, call: str, action: str) -> str:
+    """ok: the step succeeds despite the fault; error: it fails clearly; either: the node itself says the job
+    failed while the simulator still runs it, so the provider reports the failure or sees the work done."""
+    if action in ("http_500", "job_error") and call in ("login", "query", "submit"):
+        return "error"  # the node answered with a failure: nothing was executed, nothing to retry blindly
+    if call == "poll" and action == "job_error":
+        return "either"
+    return "ok"
+
+
+def fault_spec(step: str, call: str, action: str, vm: str, iso: str) -> dict[str, Any]:
+    where = {
+        "login": {"method": "PUT", "pathRegex": r"^/zstack/v1/accounts/login$"},
+        "query": {"method": "GET", "pathRegex": rf"^/zstack/v1/vm-instances/{vm}$"},
+        "poll": {"method": "GET", "pathRegex": r"^/zstack/v1/api-jobs/"},
+        "submit": {"method": "POST", "pathRegex": rf"^/zstack/v1/vm-instances/{vm}/iso/{iso}$"}
+        if step == "create"
+        else {"method": "DELETE", "pathRegex": rf"^/zstack/v1/vm-instances/{vm}/iso\?isoUuid={iso}$"},
+    }[call]
+    return {**where, **ACTIONS[action], "times": 1}
+
+
+def expected_message(step: str, call: str, action: str, vm: str, iso: str) -> str:
+    """The start of the message a user reads, up to the job UUID and endpoint that vary from run to run."""
+    what = {
+        "create": f"attaching ISO {iso} to VM {vm} failed: ",
+        "delete": f"detaching ISO {iso} from VM {vm} failed: ",
+        "read": f"refresh of ISO {iso} on VM {vm}: reading the VM failed: ",
+        "diff": f"looking for changes to ISO {iso} on VM {vm} made outside Pulumi: reading the VM failed: ",
+    }[step]
+    api = {
+        "login": "LogInByAccount, PUT /zstack/v1/accounts/login",
+        "query": f"QueryVmInstance, GET /zstack/v1/vm-instances/{vm}",
+        "submit": f"AttachIsoToVmInstance, POST /zstack/v1/vm-instances/{vm}/iso/{iso}"
+        if step == "create"
+        else f"DetachIsoFromVmInstance, DELETE /zstack/v1/vm-instances/{vm}/iso?isoUuid={iso}",
+    }
+    api["poll"] = api["submit"]
+    if action == "job_error":
+        cause = f"SYS.1000 (An internal error happened): injected: agent lost [{api[call]}"
+    else:
+        cause = (
+            "CLIENT.HTTP (The ZStack management node rejected the request without a ZStack error code): "
+            f"HTTP 500: (empty body) [{api[call]}"
+        )
+    return ERROR_PREFIX + what + cause
+
+
+def run_step(step: str, engine, declared):
+    if step in ("create", "diff"):
+        return engine.up(declared)
+    if step == "delete":
+        return engine.destroy()
+    return engine.refresh()
+
+
+def converge(step: str, engine, declared) -> None:
+    """The next run after the fault: the same command again, then a refresh, must succeed."""
+    if step == "delete":
+        engine.destroy().raise_on_error()
+        assert engine.names() == []
+        return
+    engine.up(declared).raise_on_error()
+    engine.refresh().raise_on_error()
+    assert engine.names() == ["att"]
+
+
+@pytest.mark.parametrize(("step", "call", "action"), CASES)
+def test_a_fault_ends_in_success_or_a_clear_error_and_the_next_run_converges(sim, engine, target, step, call, action):
+    vm, iso = target
+    declared = {"att": {"vm_uuid": vm, "iso_uuid": iso}}
+    if step != "create":
+        engine.up(declared).raise_on_error()
+    if call == "login":
+        sim.expire_sessions()  # the step's first call finds its session expired and logs in again
+    sim.fault(**fault_spec(step, call, action, vm, iso))
+
+    result = run_step(step, engine, declared)
+
+    outcome = expected_outcome(step, call, action)
+    error = result.errors.get("att")
+    if outcome == "ok":
+        assert error is None, f"expected success, got {error}"
+    elif outcome == "error":
+        assert isinstance(error, ProviderError), f"expected a clear error, got {error!r}"
+    if error is not None:
+        assert error.message.startswith(expected_message(step, call, action, vm, iso)), error.message
+    if error is None and step in ("create", "diff", "read"):
+        assert disagreements(engine, sim) == []
+
+    sim.clear_faults()
+    # A delayed request still runs once its delay is over; let it land before this test ends.
+    wait_quiet(sim, 1.0 if action == "delay_past_timeout" else 0.3)
+    converge(step, engine, declared)
+    attached = holders(sim, vm, iso)
+    if step == "delete":
+        assert attached == []
+    else:
+        assert len(attached) == 1
+        assert disagreements(engine, sim) == []
+    # One attach job (and one detach job for a delete); a job the node failed by injection did nothing.
+    wasted = 1 if (call == "submit" and action == "job_error") else 0
+    assert counters(sim)["jobs"] == (2 if step == "delete" else 1) + wasted
