@@ -138,7 +138,7 @@ def _endpoint(endpoint: str | None, host: str | None, port: str | None) -> str:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError(
                 f"zstack:endpoint / ZSTACK_ENDPOINT must be an http(s) URL such as "
-                f"https://zstack.example.com:8080, got {endpoint!r}"
+                f"https://zstack.example.com:8080, got {_without_userinfo(endpoint)!r}"
             )
         return endpoint.rstrip("/")
     if not host:
@@ -153,6 +153,17 @@ def _endpoint(endpoint: str | None, host: str | None, port: str | None) -> str:
         port_number = int(port)
     host = f"[{host}]" if ":" in host and not host.startswith("[") else host
     return f"http://{host}:{port_number}"
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL with any `user:password@` masked: an error message must not echo a credential."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{netloc}{slash}{path}"
 
 
 def _positive_float(key: str, raw: str | None, default: float | None) -> float | None:

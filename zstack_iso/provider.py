@@ -7,6 +7,7 @@ sessions in anything that is pickled; `configure()` builds them inside the provi
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -31,7 +32,7 @@ from pulumi.dynamic import (
 
 from .client import ZStackClient
 from .config import ConfigurationError, ZStackSettings
-from .errors import ZStackError
+from .errors import CLIENT_TLS, ZStackError
 from .models import Image, VmCdRom, VmInstance
 
 INPUTS = ("vm_uuid", "iso_uuid", "cdrom_uuid")
@@ -47,14 +48,30 @@ TRANSITIONAL_STATES = frozenset(
 GONE_STATES = frozenset({"Destroyed", "Expunging"})
 
 
+# The client's hints name its own parameters; a Pulumi user changes stack config instead.
+_CONFIG_HINTS = {
+    CLIENT_TLS: "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle that signed the node's "
+    "certificate",
+}
+
+
 class IsoAttachmentError(Exception):
     """A failure a user can act on; the message names the VM, the ISO and the CD-ROM concerned."""
 
     def __init__(self, message: str, cause: ZStackError | None = None) -> None:
         if cause is not None:
-            message = f"{message}: {cause}"  # the cause's text starts with ZStack's error code
+            message = f"{message}: {_for_pulumi_users(cause)}"  # the cause's text starts with ZStack's error code
         super().__init__(message)
         self.code = cause.code if cause is not None else None
+
+
+def _for_pulumi_users(cause: ZStackError) -> ZStackError:
+    hint = _CONFIG_HINTS.get(cause.code)
+    if hint is None:
+        return cause
+    told = copy.copy(cause)  # the caller's error keeps its own hint
+    told.hint = hint
+    return told
 
 
 @contextmanager
