@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
     started = time.monotonic()
     fleet = build_fleet()
-    rows = []
     with simulator(fleet.seed, args.simulator) as sim:
         suite = Suite(sim, fleet, runs=0)
         for name in (n for n in BENCHMARKS if n in chosen):
@@ -61,11 +60,15 @@ def main(argv: list[str] | None = None) -> int:
             suite.runs = args.runs or default_runs
             log(f"{name}: {suite.runs} run(s)")
             run(suite)
-        rows = suite.rows
+    rows = suite.rows
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"zstack-iso benchmarks, {when}, {machine()}, {_revision()}, simulator: {args.simulator}")
     print()
     print(render(rows))
+    if suite.notes:
+        print()
+        for note in suite.notes:
+            print(f"Note {note}")
     log(f"done in {time.monotonic() - started:.0f} s")
     return 0
 

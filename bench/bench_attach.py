@@ -70,6 +70,13 @@ def run(suite: Suite, jobs: Sequence[float] = JOBS) -> None:
                         verdict,
                     )
                 )
+            for name, interval in POLICIES:
+                if interval is not None and abs(job / interval - round(job / interval)) < 1e-9:
+                    suite.notes.append(
+                        f"1: {name} on a job of {job:g} s: the simulator's job lasts exactly {job:g} s, so a fixed "
+                        "poll lands just after its end (a phase coincidence); a job a few ms longer waits one "
+                        "interval more."
+                    )
             log(f"  attach, job {job:g} s: adaptive overhead {ms(median(base))} (target {ms(target(job))})")
 
 
