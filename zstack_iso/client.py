@@ -56,7 +56,7 @@ from .errors import (
 )
 from .models import Image, Session, VmCdRom, VmInstance
 
-__all__ = ["PollPolicy", "ZStackClient", "DEFAULT_JOB_TIMEOUT"]
+__all__ = ["DEFAULT_JOB_TIMEOUT", "PollPolicy", "ZStackClient", "stable_job_uuid"]
 
 log = logging.getLogger("zstack_iso.client")
 
@@ -316,6 +316,8 @@ class _Job:
     accepted: bool = False  # the node told us it knows the job (202, a poll, or a duplicate refusal)
     resubmitted: bool = False
     uncertain: bool = False  # a submit went unanswered: the job may have run
+    keyed: bool = False  # the caller chose the job UUID (an idempotency key)
+    maybe_old: bool = False  # a keyed job UUID that may name an earlier call's job: verify by state
     polls: int = 0
     odd_answers: int = 0  # poll answers that are no job state (e.g. a plain-text 500)
 
@@ -328,9 +330,30 @@ class _JobOutcomeUnknown(Exception):
         self.job = job
         self.reason = reason
         self.error = error
+        self.reused = job.maybe_old
 
 
 # -------------------------------------------------------------------------------------------- client
+
+
+_JOB_NAMESPACE = uuidlib.UUID("6f1c2a57-3b0e-4d8a-9a61-2f5e7c9d0b14")
+
+
+def stable_job_uuid(*parts: str) -> str:
+    """A deterministic X-Job-UUID for one logical call, e.g. ``stable_job_uuid("attach", vm, iso)``.
+
+    Two processes making the same call get the same job UUID, so the second finds the first's job instead
+    of submitting again (§3.2). An older, unrelated job with the same UUID is told apart by the VM's state.
+    """
+    return uuidlib.uuid5(_JOB_NAMESPACE, "\x1f".join(str(p).lower() for p in parts)).hex
+
+
+def _job_uuid(value: str) -> str:
+    """A caller-chosen X-Job-UUID: 32 hex characters, dashes allowed (§3.2)."""
+    text = value.replace("-", "").lower()
+    if not re.fullmatch(r"[0-9a-f]{32}", text):
+        raise ZStackError(CLIENT_CONFIG, details=f"job_uuid must be 32 hexadecimal characters, got {value!r}")
+    return text
 
 
 def _quote(segment: str) -> str:
@@ -783,6 +806,7 @@ class ZStackClient:
         json_body: Any = None,
         timeout: float | None = None,
         ambiguous_codes: Iterable[str] = (),
+        job_uuid: str | None = None,
     ) -> dict:
         """Submit an asynchronous API (§3) and wait for its job. Returns the job's result body.
 
@@ -796,12 +820,14 @@ class ZStackClient:
         for attempt in (1, 2):
             sid = self._session()
             job = _Job(
-                uuid=uuidlib.uuid4().hex,
+                # The caller's UUID once: after ID.1001 it names the refused job, so a fresh one follows.
+                uuid=_job_uuid(job_uuid) if job_uuid and attempt == 1 else uuidlib.uuid4().hex,
                 api=api,
                 request=request,
                 started=time.monotonic(),
                 deadline=started + limit,
                 timeout_source=f"job timeout {limit:g} s",
+                keyed=bool(job_uuid) and attempt == 1,
             )
             try:
                 return self._run_job(job, method, path, params, json_body, sid, tuple(ambiguous_codes))
@@ -832,8 +858,9 @@ class ZStackClient:
             return None
         if resp.status_code in (200, 204):
             return self._json_object(resp, job.api, job.request, job)
-        if resp.status_code == 400 and job.resubmitted and "duplicate job uuid" in resp.text.lower():
-            # §3.2: the node refuses a reused X-Job-UUID, which proves the first submit was accepted.
+        if resp.status_code == 400 and "duplicate job uuid" in resp.text.lower():
+            # §3.2: the node refuses a reused X-Job-UUID: the job it names was accepted before.
+            job.maybe_old = job.keyed  # a caller-chosen UUID may name an earlier call's job (a crashed process)
             log.info("job %s (%s): the node already has it; waiting for it", job.uuid, job.api)
             job.accepted = True
             return None
@@ -873,6 +900,7 @@ class ZStackClient:
         except _NoAnswer as exc:
             # Lost response: never submit again blindly; ask the node about the job first.
             job.uncertain = True
+            job.maybe_old = job.keyed
             log.warning(
                 "no answer to %s (%s, job %s): %s; polling the job before anything else",
                 job.api,
@@ -906,6 +934,9 @@ class ZStackClient:
             if resp.status_code == 202:  # §3.4: still running
                 job.accepted = True
                 continue
+            if job.maybe_old and (resp.status_code in (200, 503) or (resp.status_code == 404 and job.accepted)):
+                # The job may be an earlier call's: whether this call's work is done, only the state can tell.
+                raise _JobOutcomeUnknown(job, f"job {job.uuid} may belong to an earlier call and has ended")
             if resp.status_code == 200:
                 log.info(
                     "job %s (%s) finished in %.3f s after %d polls",
@@ -1000,22 +1031,39 @@ class ZStackClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         timeout: float | None = None,
+        job_uuid: str | None = None,
     ) -> tuple[dict | None, VmInstance | None]:
         """An async call whose lost result is settled by the VM's state: (result body, None) or
-        (None, VM read while settling)."""
-        try:
-            body = self._call_async(
-                method,
-                path,
-                api=api,
-                params=params,
-                json_body=json_body,
-                timeout=timeout,
-                ambiguous_codes=(SYS_OPERATION_FAILED,),
-            )
-            return body, None
-        except _JobOutcomeUnknown as lost:
-            return None, self._settle(lost, vm_uuid, done, expected)
+        (None, VM read while settling).
+
+        ``job_uuid`` (32 hex) is an idempotency key: when the node already knows that job (an earlier
+        submit of the same call, e.g. by a process that crashed), the client waits for that job instead of
+        submitting again, then reads the VM; if the work is not done (the job was an older, unrelated one)
+        it submits once with a fresh job UUID.
+        """
+        key = job_uuid
+        while True:
+            try:
+                body = self._call_async(
+                    method,
+                    path,
+                    api=api,
+                    params=params,
+                    json_body=json_body,
+                    timeout=timeout,
+                    ambiguous_codes=(SYS_OPERATION_FAILED,),
+                    job_uuid=key,
+                )
+                return body, None
+            except _JobOutcomeUnknown as lost:
+                if not lost.reused:
+                    return None, self._settle(lost, vm_uuid, done, expected)
+                vm = self.get_vm(vm_uuid)
+                if done(vm):
+                    log.info("job %s (%s): an earlier submit did the work: %s", lost.job.uuid, api, expected)
+                    return None, vm
+                log.info("job %s (%s) named an older call; submitting with a new job UUID", lost.job.uuid, api)
+                key = None
 
     def _vm_from(self, body: Mapping[str, Any], api: str, request: str) -> VmInstance:
         try:
@@ -1150,12 +1198,20 @@ class ZStackClient:
     # ------------------------------------------------------------------------------------ ISO jobs
 
     def attach_iso(
-        self, vm_uuid: str, iso_uuid: str, cdrom_uuid: str | None = None, *, timeout: float | None = None
+        self,
+        vm_uuid: str,
+        iso_uuid: str,
+        cdrom_uuid: str | None = None,
+        *,
+        timeout: float | None = None,
+        job_uuid: str | None = None,
     ) -> VmInstance:
         """AttachIsoToVmInstance (§5): into ``cdrom_uuid`` or the empty CD-ROM with the lowest device id.
 
         Returns the VM inventory after the attach. A lost result is settled by reading the VM: the
-        attach took effect when the ISO is in one of its CD-ROMs.
+        attach took effect when the ISO is in one of its CD-ROMs. ``job_uuid`` (see ``stable_job_uuid``)
+        makes the call idempotent across processes: if the node already has that job (a crashed process
+        submitted the same attach), the client waits for it instead of submitting a second one.
         """
         api = "AttachIsoToVmInstance"
         path = f"/vm-instances/{_quote(vm_uuid)}/iso/{_quote(iso_uuid)}"
@@ -1170,15 +1226,19 @@ class ZStackClient:
             timeout=timeout,
             done=lambda v: v is not None and v.cdrom_with_iso(iso_uuid) is not None,
             expected=f"ISO {iso_uuid} is in a CD-ROM of VM {vm_uuid}",
+            job_uuid=job_uuid,
         )
         if result is None:
             assert vm is not None
             return vm
         return self._vm_from(result, api, f"POST {self._api_path}{path}")
 
-    def detach_iso(self, vm_uuid: str, iso_uuid: str, *, timeout: float | None = None) -> VmInstance:
+    def detach_iso(
+        self, vm_uuid: str, iso_uuid: str, *, timeout: float | None = None, job_uuid: str | None = None
+    ) -> VmInstance:
         """DetachIsoFromVmInstance (§6): ``isoUuid`` goes in the query string; detaching an ISO that is
-        not attached succeeds (§6.2 step 4). A lost result is settled by reading the VM."""
+        not attached succeeds (§6.2 step 4). A lost result is settled by reading the VM. ``job_uuid``: as
+        for ``attach_iso``."""
         api = "DetachIsoFromVmInstance"
         path = f"/vm-instances/{_quote(vm_uuid)}/iso"
         result, vm = self._call_settled(
@@ -1190,6 +1250,7 @@ class ZStackClient:
             timeout=timeout,
             done=lambda v: v is not None and v.cdrom_with_iso(iso_uuid) is None,
             expected=f"ISO {iso_uuid} is in no CD-ROM of VM {vm_uuid}",
+            job_uuid=job_uuid,
         )
         if result is None:
             assert vm is not None
