@@ -13,6 +13,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the repo root, when the package is not installed
 
 from tests.simctl import SimCtl  # noqa: E402
+from zstack_iso.client import forget_shared_sessions  # noqa: E402
 from zstack_iso.simulator import Simulator, run_simulator  # noqa: E402
 
 
@@ -28,6 +29,8 @@ def sim(simulator: Simulator) -> Iterator[SimCtl]:
     """The session's simulator, reset to the default inventory, with 0.02 s jobs."""
     ctl = SimCtl(simulator.url)
     ctl.reset()
+    # The reset ended the node's sessions; clients made from now on log in afresh, as in a new process.
+    forget_shared_sessions()
     ctl.config(jobSeconds=0.02)
     yield ctl
     ctl.close()

@@ -299,7 +299,20 @@ class _SessionCache:
             return entry.users <= 0
 
 
+    def forget(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 _SESSIONS = _SessionCache()
+
+
+def forget_shared_sessions() -> None:
+    """Make the next clients of this process log in afresh; clients already made keep their session.
+
+    For a process that outlives a node's sessions, such as a test suite that resets its simulator.
+    """
+    _SESSIONS.forget()
 
 
 # ---------------------------------------------------------------------------------------------- jobs
