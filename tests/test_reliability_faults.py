@@ -36,13 +36,17 @@ ACTIONS: dict[str, dict[str, Any]] = {
     "delay_past_timeout": {"action": "delay", "delayMs": 900},  # the host's requestTimeout is 0.4 s
 }
 STEP_CALLS = {
-    "create": ("login", "query", "submit", "poll"),
+    "create": ("login", "query", "image query", "submit", "poll"),
     "delete": ("login", "query", "submit", "poll"),
     "read": ("login", "query"),
     "diff": ("login", "query"),
 }
 CASES = [(step, call, action) for step, calls in STEP_CALLS.items() for call in calls for action in ACTIONS]
 JOB_SECONDS = 0.1
+TIMEOUT_HINT = (
+    "Hint: the node may still finish the job: run the deployment again once the node answers (it adopts an "
+    "attachment that finished meanwhile), or raise zstack:jobTimeout / zstack:requestTimeout"
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +73,7 @@ def engine(host, sim):
 def expected_outcome(step: str, call: str, action: str) -> str:
     """ok: the step succeeds despite the fault; error: it fails clearly; either: the node itself says the job
     failed while the simulator still runs it, so the provider reports the failure or sees the work done."""
-    if action in ("http_500", "job_error") and call in ("login", "query", "submit"):
+    if action in ("http_500", "job_error") and call in ("login", "query", "image query", "submit"):
         return "error"  # the node answered with a failure: nothing was executed, nothing to retry blindly
     if call == "poll" and action == "job_error":
         return "either"
@@ -80,6 +84,7 @@ def fault_spec(step: str, call: str, action: str, vm: str, iso: str) -> dict[str
     where = {
         "login": {"method": "PUT", "pathRegex": r"^/zstack/v1/accounts/login$"},
         "query": {"method": "GET", "pathRegex": rf"^/zstack/v1/vm-instances/{vm}$"},
+        "image query": {"method": "GET", "pathRegex": rf"^/zstack/v1/images/{iso}$"},
         "poll": {"method": "GET", "pathRegex": r"^/zstack/v1/api-jobs/"},
         "submit": {"method": "POST", "pathRegex": rf"^/zstack/v1/vm-instances/{vm}/iso/{iso}$"}
         if step == "create"
@@ -99,6 +104,7 @@ def expected_message(step: str, call: str, action: str, vm: str, iso: str) -> st
     api = {
         "login": "LogInByAccount, PUT /zstack/v1/accounts/login",
         "query": f"QueryVmInstance, GET /zstack/v1/vm-instances/{vm}",
+        "image query": f"QueryImage, GET /zstack/v1/images/{iso}",
         "submit": f"AttachIsoToVmInstance, POST /zstack/v1/vm-instances/{vm}/iso/{iso}"
         if step == "create"
         else f"DetachIsoFromVmInstance, DELETE /zstack/v1/vm-instances/{vm}/iso?isoUuid={iso}",
@@ -169,3 +175,28 @@ def test_a_fault_ends_in_success_or_a_clear_error_and_the_next_run_converges(sim
     # One attach job (and one detach job for a delete); a job the node failed by injection did nothing.
     wasted = 1 if (call == "submit" and action == "job_error") else 0
     assert counters(sim)["jobs"] == (2 if step == "delete" else 1) + wasted
+
+
+def test_a_job_slower_than_the_job_timeout_fails_clearly_and_the_next_run_waits_for_it(sim, simulator):
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    declared = {"att": {"vm_uuid": vm, "iso_uuid": iso}}
+    sim.config(jobSeconds=2.0)
+    with provider_host(simulator.url, jobTimeout="0.5") as impatient:
+        error = engine_for(impatient).up(declared).errors["att"]
+    assert error.message.startswith(
+        f"{ERROR_PREFIX}attaching ISO {iso} to VM {vm} failed: CLIENT.TIMEOUT (A ZStack call or job did not "
+        "finish in time): job "
+    ), error.message
+    assert "did not finish within job timeout 0.5 s; it may still be running on the node" in error.message
+    assert error.message.endswith(TIMEOUT_HINT), error.message
+    assert holders(sim, vm, iso) == []  # the job still runs
+
+    # The user follows the hint: the next run, with a longer jobTimeout, comes while that job still runs and
+    # waits for it (the same idempotency key, §3.2) instead of submitting a second attach.
+    with provider_host(simulator.url, jobTimeout="10") as patient:
+        engine = engine_for(patient)
+        engine.up(declared).raise_on_error()
+        engine.refresh().raise_on_error()
+    assert len(holders(sim, vm, iso)) == 1
+    assert disagreements(engine, sim) == []
+    assert counters(sim)["jobs"] == 1

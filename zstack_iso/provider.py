@@ -30,9 +30,9 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from .client import ZStackClient
+from .client import ZStackClient, stable_job_uuid
 from .config import ConfigurationError, ZStackSettings
-from .errors import CLIENT_TLS, ZStackError
+from .errors import CLIENT_JOB_LOST, CLIENT_TIMEOUT, CLIENT_TLS, ZStackError
 from .models import Image, VmCdRom, VmInstance
 
 INPUTS = ("vm_uuid", "iso_uuid", "cdrom_uuid")
@@ -50,6 +50,8 @@ GONE_STATES = frozenset({"Destroyed", "Expunging"})
 
 # The client's hints name its own parameters; a Pulumi user changes stack config instead.
 _CONFIG_HINTS = {
+    CLIENT_TIMEOUT: "the node may still finish the job: run the deployment again once the node answers (it adopts "
+    "an attachment that finished meanwhile), or raise zstack:jobTimeout / zstack:requestTimeout",
     CLIENT_TLS: "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle that signed the node's "
     "certificate",
 }
@@ -188,16 +190,7 @@ class IsoAttachmentProvider(ResourceProvider):
             pulumi.log.info(
                 f"attaching ISO {iso_uuid} to VM {vm_uuid} (CD-ROM {target.uuid}, device {target.device_id})"
             )
-            try:
-                # Read after write without another request: the job's result is the VM as the node re-reads
-                # it once the attach is done (§5.1 refreshVO), or the VM read that settled a lost result.
-                vm = runtime.client.attach_iso(vm_uuid, iso_uuid, pinned)
-            except ZStackError as err:
-                # A race with someone outside this process (§10) fails the job; the node's state decides.
-                vm = runtime.client.get_vm(vm_uuid)
-                if _cdrom_holding(vm, iso_uuid) is None:
-                    _raise_for_full(runtime, vm_uuid, iso_uuid, err)
-                    raise
+            vm = _attach(runtime, vm, iso_uuid, pinned)
             holder = _cdrom_holding(vm, iso_uuid)  # report the slot ZStack really used
             if holder is None:
                 raise IsoAttachmentError(
@@ -271,7 +264,7 @@ class IsoAttachmentProvider(ResourceProvider):
                     pulumi.log.info(f"ISO {iso_uuid} is no longer attached to VM {vm_uuid}; nothing to detach")
                     return
                 pulumi.log.info(f"detaching ISO {iso_uuid} from VM {vm_uuid} (CD-ROM {holder.uuid})")
-                vm = runtime.client.detach_iso(vm_uuid, iso_uuid)  # the VM as the node left it (§6.1)
+                vm = _detach(runtime, vm, iso_uuid)
                 if vm is not None and _cdrom_holding(vm, iso_uuid) is not None:
                     raise IsoAttachmentError(
                         f"ZStack reported ISO {iso_uuid} detached from VM {vm_uuid}, but it is still attached; "
@@ -413,6 +406,63 @@ class _Read:
         self.ready = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
+
+
+# -- jobs ------------------------------------------------------------------------------------------------
+
+
+def _attach(runtime: _Runtime, seen: VmInstance, iso_uuid: str, pinned: str | None) -> VmInstance | None:
+    """Run the attach job and return the VM as the node left it; the node's state decides what a failure did."""
+    key = _job_key("attach", seen, iso_uuid, pinned)
+    for attempt in (1, 2):
+        try:
+            # Read after write without another request: the job's result is the VM as the node re-reads it
+            # once the attach is done (§5.1 refreshVO), or the VM read that settled a lost result.
+            return runtime.client.attach_iso(seen.uuid, iso_uuid, pinned, job_uuid=key)
+        except ZStackError as err:
+            # A race with someone outside this process (§10) fails the job; the node's state decides.
+            vm = runtime.client.get_vm(seen.uuid)
+            if _cdrom_holding(vm, iso_uuid) is not None:
+                return vm
+            _raise_for_full(runtime, seen.uuid, iso_uuid, err)
+            if not _resubmit_lost(err, attempt, f"attach ISO {iso_uuid} to VM {seen.uuid}"):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _detach(runtime: _Runtime, seen: VmInstance, iso_uuid: str) -> VmInstance | None:
+    """Run the detach job and return the VM as the node left it (§6.1)."""
+    key = _job_key("detach", seen, iso_uuid)
+    for attempt in (1, 2):
+        try:
+            return runtime.client.detach_iso(seen.uuid, iso_uuid, job_uuid=key)
+        except ZStackError as err:
+            vm = runtime.client.get_vm(seen.uuid)
+            if vm is None or _cdrom_holding(vm, iso_uuid) is None:
+                return vm  # the job's answer was lost or wrong, but the ISO is out: that was the point
+            if not _resubmit_lost(err, attempt, f"detach ISO {iso_uuid} from VM {seen.uuid}"):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _resubmit_lost(err: ZStackError, attempt: int, what: str) -> bool:
+    """True when a lost job may be submitted once more: the node forgot it (a restart loses the jobs in
+    flight, §3.4) and the VM shows its work undone, so a second job cannot do it twice (§5.2 step 6, §6.2)."""
+    if err.code != CLIENT_JOB_LOST or attempt > 1:
+        return False
+    pulumi.log.warn(f"the management node lost the job to {what} (was it restarted?); submitting it once more")
+    return True
+
+
+def _job_key(action: str, seen: VmInstance, iso_uuid: str, pinned: str | None = None) -> str:
+    """The job's X-Job-UUID, from the intent and the VM as read just before the submit.
+
+    A run after a crash reads the VM unchanged while its predecessor's job is still queued or running, derives
+    the same UUID and waits for that job instead of submitting a second one (§3.2 refuses a duplicate); any
+    change to the VM or its CD-ROMs gives a new UUID. The client tells an older job with the same UUID apart
+    by the VM's state."""
+    cdroms = [f"{c.uuid}={c.iso_uuid or ''}@{c.last_op_date}" for c in seen.cdroms]
+    return stable_job_uuid(action, seen.uuid, iso_uuid, pinned or "", str(seen.state), str(seen.last_op_date), *cdroms)
 
 
 # -- rules -----------------------------------------------------------------------------------------------
