@@ -254,3 +254,58 @@ def test_a_read_by_a_malformed_id_says_what_an_id_looks_like(sim, host, bad_id):
         f"{ERROR_PREFIX}invalid IsoAttachment ID {bad_id!r}: expected '<vm_uuid>/<iso_uuid>'"
     )
     assert writes(sim) == []
+
+
+# -- malformed provider configuration: Check still validates inputs, the first call that needs the node fails --
+
+NOT_CONFIGURED = f"{ERROR_PREFIX}ZStack provider is not configured: "
+BAD_CONFIG = [
+    # (case, stack config changes ("" removes the key), exact message after NOT_CONFIGURED)
+    ("job timeout not a number", {"jobTimeout": "ten"},
+     "zstack:jobTimeout / ZSTACK_JOB_TIMEOUT must be a positive number of seconds, got 'ten'"),
+    ("job timeout zero", {"jobTimeout": "0"},
+     "zstack:jobTimeout / ZSTACK_JOB_TIMEOUT must be a positive number of seconds, got '0'"),
+    ("request timeout negative", {"requestTimeout": "-1"},
+     "zstack:requestTimeout / ZSTACK_REQUEST_TIMEOUT must be a positive number of seconds, got '-1'"),
+    ("poll interval not a number", {"pollInterval": "often"},
+     "zstack:pollInterval / ZSTACK_POLL_INTERVAL must be a positive number of seconds, got 'often'"),
+    ("endpoint without a scheme", {"endpoint": "zstack.example.com:8080"},
+     "zstack:endpoint / ZSTACK_ENDPOINT must be an http(s) URL such as https://zstack.example.com:8080, "
+     "got 'zstack.example.com:8080'"),
+    ("port not a number", {"endpoint": "", "host": "127.0.0.1", "port": "http"},
+     "zstack:port / ZSTACK_PORT must be a TCP port number, got 'http'"),
+    ("port out of range", {"endpoint": "", "host": "127.0.0.1", "port": "70000"},
+     "zstack:port / ZSTACK_PORT must be a TCP port number, got '70000'"),
+    ("no endpoint or host", {"endpoint": ""},
+     "no ZStack management node configured: set `pulumi config set zstack:host <host>` (or ZSTACK_HOST), or "
+     "zstack:endpoint / ZSTACK_ENDPOINT with a full URL"),
+    ("account without password", {"accountPassword": ""},
+     "incomplete ZStack credentials for {url}: missing zstack:accountPassword / ZSTACK_ACCOUNT_PASSWORD"),
+    ("AccessKey id without secret", {"accountName": "", "accountPassword": "", "accessKeyId": "SIMAKD4D6DC03FBEA506"},
+     "incomplete ZStack credentials for {url}: missing zstack:accessKeySecret / ZSTACK_ACCESS_KEY_SECRET"),
+    ("account and AccessKey both", {"accessKeyId": "SIMAKD4D6DC03FBEA506", "accessKeySecret": "s"},
+     "both an account (zstack:accountName/accountPassword) and an AccessKey (zstack:accessKeyId/accessKeySecret) "
+     "are configured; they are mutually exclusive: remove one pair from the stack config or the environment"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "changes", "message"), BAD_CONFIG, ids=[c[0] for c in BAD_CONFIG])
+def test_a_malformed_configuration_fails_the_first_call_with_the_exact_message_and_nothing_written(
+    sim, simulator, case, changes, message
+):
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    with provider_host(simulator.url, **changes) as bad_host:
+        engine = engine_for(bad_host)
+        assert bad_host.check({}, {"vm_uuid": vm, "iso_uuid": iso})[1] == []  # inputs are still validated
+        error = engine.up({"att": {"vm_uuid": vm, "iso_uuid": iso}}).errors["att"]
+    assert error.message == NOT_CONFIGURED + message.replace("{url}", simulator.url)
+    assert sim.journal()["counters"]["requests"] == 0
+
+
+def test_an_unknown_log_level_is_ignored_with_a_warning_instead_of_failing_the_deployment(sim, simulator):
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    with provider_host(simulator.url, env={"ZSTACK_ISO_LOG_LEVEL": "loud"}) as chatty:
+        engine = engine_for(chatty)
+        engine.up({"att": {"vm_uuid": vm, "iso_uuid": iso}}).raise_on_error()
+        engine.destroy().raise_on_error()
+        assert "ZSTACK_ISO_LOG_LEVEL='LOUD' is not DEBUG, INFO, WARNING or ERROR; ignored" in chatty.stderr_text()

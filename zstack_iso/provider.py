@@ -100,10 +100,9 @@ class IsoAttachmentProvider(ResourceProvider):
         self._runtime = None
 
     def configure(self, req: ConfigureRequest) -> None:
-        level = os.environ.get("ZSTACK_ISO_LOG_LEVEL")
+        level = os.environ.get("ZSTACK_ISO_LOG_LEVEL", "").strip().upper()
         if level:
-            # The provider host has no logging set up; this shows the client's own log lines on stderr.
-            logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+            _log_to_stderr(level)
         self._runtime = _Runtime.from_config(lambda key: req.config.get(f"zstack:{key}"))
 
     # -- check ------------------------------------------------------------------------------------------
@@ -282,6 +281,15 @@ class IsoAttachmentProvider(ResourceProvider):
             # Never configured (a host driven without Configure): read the environment alone.
             runtime = self._runtime = _Runtime.from_config(lambda _key: None)
         return runtime
+
+
+def _log_to_stderr(level: str) -> None:
+    """The provider host has no logging set up; this shows the client's own log lines on stderr."""
+    if not isinstance(logging.getLevelName(level), int):
+        # A debugging knob must not fail the deployment it was meant to explain.
+        pulumi.log.warn(f"ZSTACK_ISO_LOG_LEVEL={level!r} is not DEBUG, INFO, WARNING or ERROR; ignored")
+        return
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
 
 class _Runtime:
