@@ -33,7 +33,7 @@ ACTIONS: dict[str, dict[str, Any]] = {
     "drop_after_accept": {"action": "drop_after_accept"},
     "job_error": {"action": "job_error", "error": INJECTED},
     "expire_job": {"action": "expire_job"},
-    "delay_past_timeout": {"action": "delay", "delayMs": 900},  # the host's requestTimeout is 0.4 s
+    "delay_past_timeout": {"action": "delay", "delayMs": 600},  # the host's requestTimeout is 0.3 s
 }
 STEP_CALLS = {
     "create": ("login", "query", "image query", "submit", "poll"),
@@ -42,7 +42,7 @@ STEP_CALLS = {
     "diff": ("login", "query"),
 }
 CASES = [(step, call, action) for step, calls in STEP_CALLS.items() for call in calls for action in ACTIONS]
-JOB_SECONDS = 0.1
+JOB_SECONDS = 0.05
 TIMEOUT_HINT = (
     "Hint: the node may still finish the job: run the deployment again once the node answers (it adopts an "
     "attachment that finished meanwhile), or raise zstack:jobTimeout / zstack:requestTimeout"
@@ -51,7 +51,7 @@ TIMEOUT_HINT = (
 
 @pytest.fixture(scope="module")
 def host(simulator):
-    with provider_host(simulator.url, requestTimeout="0.4", jobTimeout="10") as provider_host_:
+    with provider_host(simulator.url, requestTimeout="0.3", jobTimeout="10") as provider_host_:
         yield provider_host_
 
 
@@ -164,7 +164,11 @@ def test_a_fault_ends_in_success_or_a_clear_error_and_the_next_run_converges(sim
 
     sim.clear_faults()
     # A delayed request still runs once its delay is over; let it land before this test ends.
-    wait_quiet(sim, 1.0 if action == "delay_past_timeout" else 0.3)
+    wait_quiet(sim, 0.7 if action == "delay_past_timeout" else 0.15)
+    # Whatever happened, a refresh now makes the state agree with the node ...
+    engine.refresh().raise_on_error()
+    assert disagreements(engine, sim) == []
+    # ... and the next run converges.
     converge(step, engine, declared)
     attached = holders(sim, vm, iso)
     if step == "delete":
