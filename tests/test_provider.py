@@ -103,7 +103,9 @@ def test_create_attaches_to_the_empty_cdrom_with_the_lowest_device_id(sim, provi
     result = provider.create({"vm_uuid": vm, "iso_uuid": iso})
     first = sim.cdroms(vm)[0]
     assert result.id == f"{vm}/{iso}"
+    token = result.outs.pop("owner_token")
     assert result.outs == {"vm_uuid": vm, "iso_uuid": iso, "cdrom_uuid": first["uuid"], "device_id": 0}
+    assert len(token) == 32
     assert first["isoUuid"] == iso
 
 
@@ -350,6 +352,22 @@ def test_delete_after_the_vm_vanished_succeeds(sim, provider, attached):
     provider.delete(id_, outs)
     assert sim.zstack("PUT", f"vm-instances/{vm}/actions", json={"expungeVmInstance": {}})[0] == 200
     provider.delete(id_, outs)
+
+
+def test_a_renamed_attachment_is_not_detached_by_the_delete_of_its_old_name(sim, provider, attached, capsys):
+    id_, old_outs = attached
+    # The next deployment (a new provider process) creates the new name first: it adopts the attachment...
+    next_deployment = make_provider(
+        {"zstack:endpoint": sim.url, "zstack:accountName": "admin", "zstack:accountPassword": "password"}
+    )
+    new = next_deployment.create({k: old_outs[k] for k in ("vm_uuid", "iso_uuid")})
+    assert new.outs["owner_token"] != old_outs["owner_token"]
+    # ...then deletes the old name, which must leave the ISO where the new one says it is.
+    sim.clear_journal()
+    next_deployment.delete(id_, old_outs)
+    assert writes(sim) == []
+    assert holder(sim, old_outs["vm_uuid"], old_outs["iso_uuid"]) is not None
+    assert "now managed by another IsoAttachment of this deployment" in capsys.readouterr().err
 
 
 def test_delete_then_create_of_the_same_pair_in_one_process_is_not_a_twin(provider, attached):

@@ -203,21 +203,8 @@ def renamed(sim, simulator) -> tuple[Stack, dict[str, str]]:
     return stack, pair
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: old's Delete detaches the ISO that new adopted in the same deployment; the next run "
-    "notices (drift) and attaches it again. Use `aliases` when renaming.",
-)
 def test_a_renamed_attachment_stays_attached(sim, simulator):
-    _, pair = renamed(sim, simulator)
-    assert len(holders(sim, pair["vm_uuid"], pair["iso_uuid"])) == 1
-
-
-def test_after_a_rename_without_alias_the_next_run_notices_and_attaches_again(sim, simulator):
     stack, pair = renamed(sim, simulator)
-    assert stack.run("preview", {"new": pair}).kinds == {"new": "replace"}
-    assert "the ISO was detached outside Pulumi" in stack.log
-    stack.run("up", {"new": pair}).raise_on_error()
-    stack.run("refresh").raise_on_error()
-    assert disagreements(stack.engine, sim) == []
     assert len(holders(sim, pair["vm_uuid"], pair["iso_uuid"])) == 1
+    assert "now managed by another IsoAttachment of this deployment" in stack.log
+    assert stack.run("preview", {"new": pair}).kinds == {"new": "same"}

@@ -14,6 +14,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -196,11 +197,11 @@ class IsoAttachmentProvider(ResourceProvider):
                     f"ZStack reported ISO {iso_uuid} attached to VM {vm_uuid}, but no CD-ROM of the VM holds it; "
                     "run `pulumi refresh` and try again"
                 )
-            runtime.claim(vm_uuid, iso_uuid)
+            token = runtime.claim(vm_uuid, iso_uuid, replace_stale=True)
             pulumi.log.info(
                 f"attached ISO {iso_uuid} to VM {vm_uuid} in CD-ROM {holder.uuid} (device {holder.device_id})"
             )
-            return CreateResult(_id(vm_uuid, iso_uuid), _outputs(vm_uuid, iso_uuid, holder))
+            return CreateResult(_id(vm_uuid, iso_uuid), _outputs(vm_uuid, iso_uuid, holder, token))
 
     def _adopt(
         self, runtime: _Runtime, vm: VmInstance, iso_uuid: str, pinned: str | None, holder: VmCdRom
@@ -211,7 +212,8 @@ class IsoAttachmentProvider(ResourceProvider):
                 f"(device {holder.device_id}), not in the requested CD-ROM {pinned}; ZStack allows an ISO once "
                 f"per VM: set cdrom_uuid to {holder.uuid}, or detach the ISO first"
             )
-        if not runtime.claim(vm.uuid, iso_uuid):
+        token = runtime.claim(vm.uuid, iso_uuid)
+        if token is None:
             raise IsoAttachmentError(
                 f"ISO {iso_uuid} on VM {vm.uuid} is declared by two IsoAttachment resources in this deployment; "
                 "an ISO can be attached to a VM only once: remove the duplicate declaration"
@@ -220,18 +222,20 @@ class IsoAttachmentProvider(ResourceProvider):
             f"adopted ISO {iso_uuid} already attached to VM {vm.uuid} in CD-ROM {holder.uuid} "
             f"(device {holder.device_id}); nothing was changed on ZStack"
         )
-        return CreateResult(_id(vm.uuid, iso_uuid), _outputs(vm.uuid, iso_uuid, holder))
+        return CreateResult(_id(vm.uuid, iso_uuid), _outputs(vm.uuid, iso_uuid, holder, token))
 
     # -- read -------------------------------------------------------------------------------------------
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         vm_uuid, iso_uuid = _ids(id_, props)
+        runtime = self._rt()
         with _explained(f"refresh of ISO {iso_uuid} on VM {vm_uuid}: reading the VM"):
-            vm = self._rt().client.get_vm(vm_uuid)
+            vm = runtime.client.get_vm(vm_uuid)
         holder = _cdrom_holding(vm, iso_uuid) if vm is not None and vm.state not in GONE_STATES else None
         if holder is None:
+            runtime.release(vm_uuid, iso_uuid, props.get("owner_token"))
             return ReadResult("", {})
-        outputs = _outputs(vm_uuid, iso_uuid, holder)
+        outputs = _outputs(vm_uuid, iso_uuid, holder, props.get("owner_token"))
         if all(props.get(key) == value for key, value in outputs.items()):
             # Unchanged: the stored inputs are still true, and keeping them (pinned or not) means a refresh
             # never flaps against the program's own declaration.
@@ -250,8 +254,17 @@ class IsoAttachmentProvider(ResourceProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         vm_uuid, iso_uuid = _ids(id_, props)
+        token = props.get("owner_token")
         runtime = self._rt()
         with _explained(f"detaching ISO {iso_uuid} from VM {vm_uuid}"), runtime.vm_lock(vm_uuid):
+            if runtime.owned_by_another(vm_uuid, iso_uuid, token):
+                # A resource of this deployment attached or adopted the same pair after this one was made: a
+                # rename without `aliases` creates the new resource before it deletes the old one.
+                pulumi.log.info(
+                    f"ISO {iso_uuid} on VM {vm_uuid} is now managed by another IsoAttachment of this deployment "
+                    "(renamed without aliases?); leaving it attached"
+                )
+                return
             try:
                 vm = runtime.settled_vm(vm_uuid, "detach ISO " + iso_uuid)
                 if vm is None or vm.state in GONE_STATES:
@@ -271,7 +284,7 @@ class IsoAttachmentProvider(ResourceProvider):
                     )
                 pulumi.log.info(f"detached ISO {iso_uuid} from VM {vm_uuid}")
             finally:
-                runtime.release(vm_uuid, iso_uuid)
+                runtime.release(vm_uuid, iso_uuid, token)
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
@@ -301,7 +314,8 @@ class _Runtime:
         self._client: ZStackClient | None = None
         self._lock = threading.Lock()
         self._vm_locks: dict[str, threading.Lock] = {}
-        self._claims: set[tuple[str, str]] = set()
+        # (vm, iso) -> owner token of the resource that attached or adopted it in this process.
+        self._claims: dict[tuple[str, str], str] = {}
         self._reads = _SharedReads()
 
     @classmethod
@@ -335,17 +349,24 @@ class _Runtime:
         with lock:
             yield
 
-    def claim(self, vm_uuid: str, iso_uuid: str) -> bool:
-        """Record that a resource of this deployment manages (vm, iso); False if another one already does."""
+    def claim(self, vm_uuid: str, iso_uuid: str, replace_stale: bool = False) -> str | None:
+        """Record that a new resource of this deployment manages (vm, iso) and return its owner token; None
+        if another resource already does. `replace_stale`: the ISO was not attached, so any claim is stale."""
         with self._lock:
-            if (vm_uuid, iso_uuid) in self._claims:
-                return False
-            self._claims.add((vm_uuid, iso_uuid))
-            return True
+            if (vm_uuid, iso_uuid) in self._claims and not replace_stale:
+                return None
+            token = self._claims[(vm_uuid, iso_uuid)] = uuid.uuid4().hex
+            return token
 
-    def release(self, vm_uuid: str, iso_uuid: str) -> None:
+    def owned_by_another(self, vm_uuid: str, iso_uuid: str, token: str | None) -> bool:
         with self._lock:
-            self._claims.discard((vm_uuid, iso_uuid))
+            owner = self._claims.get((vm_uuid, iso_uuid))
+        return owner is not None and owner != token
+
+    def release(self, vm_uuid: str, iso_uuid: str, token: str | None) -> None:
+        with self._lock:
+            if self._claims.get((vm_uuid, iso_uuid)) in (token, None):
+                self._claims.pop((vm_uuid, iso_uuid), None)
 
     def settled_vm(self, vm_uuid: str, purpose: str) -> VmInstance | None:
         """The VM once it is in a state that allows ISO operations, waiting out transitions (§13)."""
@@ -549,8 +570,12 @@ def _cdrom_holding(vm: VmInstance | None, iso_uuid: str) -> VmCdRom | None:
     return next((c for c in vm.cdroms if c.iso_uuid == iso_uuid), None)
 
 
-def _outputs(vm_uuid: str, iso_uuid: str, cdrom: VmCdRom) -> dict[str, Any]:
-    return {"vm_uuid": vm_uuid, "iso_uuid": iso_uuid, "cdrom_uuid": cdrom.uuid, "device_id": cdrom.device_id}
+def _outputs(vm_uuid: str, iso_uuid: str, cdrom: VmCdRom, owner_token: str | None) -> dict[str, Any]:
+    outputs = {"vm_uuid": vm_uuid, "iso_uuid": iso_uuid, "cdrom_uuid": cdrom.uuid, "device_id": cdrom.device_id}
+    if owner_token is not None:
+        # Tells this resource from an older one for the same pair (see `delete`); state only, never an input.
+        outputs["owner_token"] = owner_token
+    return outputs
 
 
 def _id(vm_uuid: str, iso_uuid: str) -> str:
