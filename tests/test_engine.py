@@ -6,13 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.engine import UNKNOWN, Engine, ProviderHost
+from tests.support import TYPE, host_config, writes
 from zstack_iso.provider import IsoAttachmentProvider
-
-TYPE = "pulumi-python:dynamic/zstack:IsoAttachment"
-
-
-def host_config(url: str) -> dict[str, str]:
-    return {"zstack:endpoint": url, "zstack:accountName": "admin", "zstack:accountPassword": "password"}
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +21,6 @@ def host(simulator):
 @pytest.fixture
 def engine(host, sim):
     return Engine(host, type_=TYPE)
-
-
-def writes(sim) -> list[str]:
-    return [
-        f"{r['method']} {r['path']}"
-        for r in sim.journal()["requests"]
-        if r["method"] in ("POST", "PUT", "DELETE") and "/accounts/" not in r["path"]
-    ]
 
 
 def iso_slots(sim, vm: str) -> dict[str, int]:

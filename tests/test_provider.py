@@ -10,6 +10,7 @@ import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.output import Unknown
 
+from tests.support import holders, writes
 from zstack_iso.provider import IsoAttachmentError, IsoAttachmentProvider
 
 NOT_A_UUID = "0123456789abcdef0123456789abcdef"
@@ -35,15 +36,6 @@ def provider(sim, monkeypatch):
     )
 
 
-def writes(sim) -> list[str]:
-    """The ZStack write calls the node received (logins excluded)."""
-    return [
-        f"{r['method']} {r['path']}"
-        for r in sim.journal()["requests"]
-        if r["method"] in ("POST", "PUT", "DELETE") and "/accounts/" not in r["path"]
-    ]
-
-
 def attach_out_of_band(sim, vm: str, iso: str, cdrom: str | None = None) -> None:
     body = {"systemTags": [f"cdromUuid::{cdrom}"]} if cdrom else None
     status, answer = sim.zstack("POST", f"vm-instances/{vm}/iso/{iso}", json=body)
@@ -56,7 +48,8 @@ def detach_out_of_band(sim, vm: str, iso: str) -> None:
 
 
 def holder(sim, vm: str, iso: str) -> dict | None:
-    return next((c for c in sim.cdroms(vm) if c.get("isoUuid") == iso), None)
+    found = holders(sim, vm, iso)
+    return found[0] if found else None
 
 
 # -- check -------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.engine import CheckFailed, ProviderError
-from tests.reliability import ERROR_PREFIX, engine_for, iso_slots, provider_host, writes
+from tests.support import ERROR_PREFIX, engine_for, iso_slots, provider_host, writes
 
 HINT = "a ZStack UUID: 32 hexadecimal characters without dashes, e.g. 7105b03e09794680b7ba1027f812c987"
 A_UUID = "0123456789abcdef0123456789abcdef"

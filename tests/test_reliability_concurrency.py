@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from tests.engine import ProviderError, run_concurrently
-from tests.reliability import (
+from tests.simctl import SimCtl
+from tests.support import (
     ERROR_PREFIX,
     ISOS,
     counters,
@@ -21,7 +22,6 @@ from tests.reliability import (
     provider_host,
     seed_with_farm,
 )
-from tests.simctl import SimCtl
 from zstack_iso.simulator import run_simulator
 
 FARM_VMS = 8

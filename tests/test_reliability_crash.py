@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.engine import ProviderError
-from tests.reliability import (
+from tests.simctl import SimCtl
+from tests.support import (
     ERROR_PREFIX,
     counters,
     disagreements,
@@ -23,7 +24,6 @@ from tests.reliability import (
     provider_host,
     requests_to,
 )
-from tests.simctl import SimCtl
 from zstack_iso.simulator import Simulator
 
 LONG_JOB = 2.0  # long enough for the old host to die and a new one to start while the job still runs

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.engine import ProviderError
-from tests.reliability import (
+from tests.support import (
     ERROR_PREFIX,
     counters,
     disagreements,

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from tests.engine import ProviderError
-from tests.reliability import ERROR_PREFIX, ISOS, disagreements, engine_for, holders, iso_slots, provider_host
 from tests.simctl import SimCtl
+from tests.support import ERROR_PREFIX, ISOS, disagreements, engine_for, holders, iso_slots, provider_host
 
 VMS = ("web-1", "web-2", "db-1")
 PROFILE = settings(

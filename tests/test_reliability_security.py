@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.engine import decode_provider
-from tests.reliability import ERROR_PREFIX, default_seed, engine_for, holders, provider_host
 from tests.simctl import SimCtl
+from tests.support import ERROR_PREFIX, default_seed, engine_for, holders, provider_host
 from zstack_iso.simulator import run_simulator
 
 PASSWORD = "Canary-Pw-e4da3b7fbbce2345"

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.reliability import ISOS, counters, disagreements, engine_for, iso_slots, provider_host, seed_with_farm
 from tests.simctl import SimCtl
+from tests.support import ISOS, counters, disagreements, engine_for, iso_slots, provider_host, seed_with_farm
 from zstack_iso.simulator import run_simulator
 
 FARM_VMS = 8
