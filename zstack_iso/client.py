@@ -298,7 +298,6 @@ class _SessionCache:
             entry.users -= 1
             return entry.users <= 0
 
-
     def forget(self) -> None:
         with self._lock:
             self._entries.clear()
