@@ -7,6 +7,7 @@ values in ``configure()``, which runs only inside the provider process.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -140,6 +141,13 @@ def _endpoint(endpoint: str | None, host: str | None, port: str | None) -> str:
                 f"zstack:endpoint / ZSTACK_ENDPOINT must be an http(s) URL such as "
                 f"https://zstack.example.com:8080, got {_without_userinfo(endpoint)!r}"
             )
+        if "@" in parts.netloc:
+            # Credentials belong in their own (secret) settings; a URL is echoed in messages and logs.
+            raise ConfigurationError(
+                f"zstack:endpoint / ZSTACK_ENDPOINT must not contain user:password@ "
+                f"(got {_without_userinfo(endpoint)!r}): set zstack:accountName / zstack:accountPassword "
+                "or zstack:accessKeyId / zstack:accessKeySecret instead"
+            )
         return endpoint.rstrip("/")
     if not host:
         raise ConfigurationError(
@@ -173,7 +181,7 @@ def _positive_float(key: str, raw: str | None, default: float | None) -> float |
         number = float(raw)
     except ValueError:
         number = -1.0
-    if number <= 0:
+    if not math.isfinite(number) or number <= 0:  # nan and inf would disable every deadline
         setting = _BY_KEY[key]
         raise ConfigurationError(f"zstack:{key} / {setting.env} must be a positive number of seconds, got {raw!r}")
     return number

@@ -101,13 +101,16 @@ def _split_args(
     args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[IsoAttachmentArgs, pulumi.ResourceOptions | None]:
     """Accept both `IsoAttachment(name, IsoAttachmentArgs(...), opts)` and keyword inputs."""
-    positional = list(args)
-    args_obj = kwargs.pop("args", None)
-    if positional and isinstance(positional[0], IsoAttachmentArgs):
-        args_obj = positional.pop(0)
-    opts = kwargs.pop("opts", positional.pop(0) if positional else None)
-    if positional:
+    if len(args) > 2:
         raise TypeError("IsoAttachment takes (resource_name, args=None, opts=None, *, vm_uuid, iso_uuid, cdrom_uuid)")
+    if len(args) == 2 or (args and not isinstance(args[0], pulumi.ResourceOptions)):
+        args_obj, opts = (*args, None)[:2]  # (args, opts) or (args,)
+    else:
+        args_obj, opts = None, (args[0] if args else None)  # the keyword form: (opts,) or ()
+    args_obj = kwargs.pop("args", args_obj)
+    opts = kwargs.pop("opts", opts)
+    if args_obj is not None and not isinstance(args_obj, IsoAttachmentArgs):
+        raise TypeError(f"args must be IsoAttachmentArgs, got {type(args_obj).__name__}")
     if args_obj is not None and kwargs:
         raise TypeError(f"pass either IsoAttachmentArgs or keyword inputs, not both (got {sorted(kwargs)})")
     if args_obj is None:
