@@ -223,3 +223,37 @@ def test_tls_verification_turned_off_works_with_a_warning(https_simulator):
         warnings.simplefilter("ignore")  # urllib3's own InsecureRequestWarning, on every request
         with client:
             assert client.query_vms(name="web-1")[0].name == "web-1"
+
+
+def test_poll_unanswered_past_the_retries_keeps_polling_and_the_attach_succeeds(sim, client, caplog):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    sim.config(jobSeconds=1.5)
+    sim.clear_journal()
+    # Five body-less 503s: more than one poll's worth of adapter retries (1 try + 3 retries).
+    sim.fault(method="GET", pathRegex="^/zstack/v1/api-jobs/", action="http_status", status=503, times=5)
+    with caplog.at_level("WARNING", logger="zstack_iso.client"):
+        vm = client.attach_iso(vm_uuid, iso)
+    assert vm.cdrom_with_iso(iso) is not None and _count_iso(sim, vm_uuid, iso) == 1
+    assert _jobs(sim) == 1 and _submits(sim, "POST", "/iso/") == 1
+    polls = [r["status"] for r in sim.journal()["requests"] if "/api-jobs/" in r["path"]]
+    assert polls.count(503) == 5 and polls[-1] == 200
+    assert any("poll got no answer" in r.getMessage() and "polling again" in r.getMessage() for r in caplog.records)
+
+
+def test_poll_unanswered_until_the_deadline_is_a_timeout_naming_the_job_and_the_last_reason(sim):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    sim.config(jobSeconds=5)
+    with ZStackClient(sim.url, account_name="admin", account_password="password", job_timeout=1.5, retries=0) as c:
+        c.get_vm(vm_uuid)
+        sim.fault(method="GET", pathRegex="^/zstack/v1/api-jobs/", action="http_status", status=503, times=1000)
+        started = time.monotonic()
+        with pytest.raises(ZStackError) as info:
+            c.attach_iso(vm_uuid, iso)
+        elapsed = time.monotonic() - started
+    sim.clear_faults()
+    err = info.value
+    assert err.code == "CLIENT.TIMEOUT"
+    assert err.job_uuid and f"job {err.job_uuid}" in str(err)
+    assert "HTTP 503 without a ZStack error body" in str(err) and sim.url in str(err)
+    assert 1.4 <= elapsed < 4.0
+    assert _jobs(sim) == 1

@@ -12,7 +12,9 @@ One ``ZStackClient`` is meant to be shared by every thread of a process. It
   submits once more with the same UUID only if the node does not know it (a duplicate is refused, §3.2),
   and settles a job whose record is gone by reading the VM's state;
 - retries reads (GET) on connection errors and on 502/503/504 that carry no ZStack error body, with
-  urllib3's ``Retry`` on the requests adapter; a 503 with ``{"error": …}`` is an answer (§3.6);
+  urllib3's ``Retry`` on the requests adapter; a 503 with ``{"error": …}`` is an answer (§3.6); a job poll
+  that still gets no answer is repeated with the normal backoff until the job's deadline, never reported as a
+  failure before it;
 - never logs a password, its hash, an AccessKey secret or a session UUID.
 """
 
@@ -332,6 +334,8 @@ class _Job:
     maybe_old: bool = False  # a keyed job UUID that may name an earlier call's job: verify by state
     polls: int = 0
     odd_answers: int = 0  # poll answers that are no job state (e.g. a plain-text 500)
+    unanswered_polls: int = 0  # polls that got no answer even after the adapter's retries
+    last_no_answer: str | None = None  # why the latest poll got no answer; None once one is answered
 
 
 class _JobOutcomeUnknown(Exception):
@@ -923,15 +927,25 @@ class ZStackClient:
         while True:
             remaining = job.deadline - time.monotonic()
             if remaining <= 0:
+                details = (
+                    f"job {job.uuid} did not finish within {job.timeout_source}; it may still be running on the node"
+                )
+                if job.last_no_answer is not None:
+                    details += (
+                        f" ({job.unanswered_polls} polls got no answer from {self.endpoint}, "
+                        f"the last: {job.last_no_answer})"
+                    )
                 raise ZStackError(
                     CLIENT_TIMEOUT,
-                    details=f"job {job.uuid} did not finish within {job.timeout_source}; it may still be "
-                    "running on the node",
+                    details=_redact(details),
                     api=job.api,
                     request=job.request,
                     job_uuid=job.uuid,
                     endpoint=self.endpoint,
-                    hint="read the VM's state before retrying, or raise the job timeout",
+                    hint="read the VM's state before retrying, or raise the job timeout"
+                    if job.last_no_answer is None
+                    else "check that the management node is up and reachable from here, and read the VM's "
+                    "state before retrying",
                 )
             time.sleep(min(self.poll_policy.next_delay(time.monotonic() - job.started), remaining))
             try:
@@ -939,10 +953,21 @@ class ZStackClient:
                 read_timeout = min(self.read_timeout, max(1.0, job.deadline - time.monotonic()))
                 resp = self._send("GET", f"/api-jobs/{_quote(job.uuid)}", sid=sid, read_timeout=read_timeout)
             except _NoAnswer as exc:
-                raise self._no_answer_error(
-                    exc, job.api, job.request, job, note="the job's outcome is unknown and it may still run"
-                ) from None
+                # A poll is a GET, safe to repeat: no answer means "not known yet", not a failed job, until
+                # the deadline (issue 3: a gateway blip must not report a failure that did not happen).
+                job.unanswered_polls += 1
+                job.last_no_answer = exc.reason
+                log.warning(
+                    "job %s (%s): poll got no answer from %s: %s; polling again until the deadline in %.0f s",
+                    job.uuid,
+                    job.api,
+                    self.endpoint,
+                    exc.reason,
+                    max(0.0, job.deadline - time.monotonic()),
+                )
+                continue
             job.polls += 1
+            job.last_no_answer = None
             if resp.status_code == 202:  # §3.4: still running
                 job.accepted = True
                 continue
