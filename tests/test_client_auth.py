@@ -158,6 +158,40 @@ def test_wrong_password_fails_with_id_1000_and_never_shows_the_password(sim):
     assert "canary-Wr0ng-pw" not in str(err) and sha not in str(err) and sha not in repr(err.raw)
 
 
+def test_wrong_password_hint_names_the_account_credentials_and_the_message_names_the_node(sim):
+    with ZStackClient(sim.url, account_name="admin", account_password="canary-Wr0ng-pw") as client:
+        with pytest.raises(ZStackError) as info:
+            client.get_vm(sim.vm("web-1"))
+    err = info.value
+    assert err.code == "ID.1000" and err.endpoint == sim.url
+    assert f"endpoint {sim.url}" in str(err)
+    assert "Hint: check the account name and password" in str(err)
+    assert "AccessKey" not in str(err)
+
+
+def test_wrong_access_key_secret_hint_names_the_access_key_and_the_clock_not_a_password(sim):
+    key_id, _ = sim.access_key
+    with ZStackClient(sim.url, access_key_id=key_id, access_key_secret="canary-not-the-secret") as client:
+        with pytest.raises(ZStackError) as info:
+            client.get_vm(sim.vm("web-1"))
+    err = info.value
+    assert err.code == "ID.1000" and err.endpoint == sim.url
+    assert f"endpoint {sim.url}" in str(err)
+    assert "Hint: check the AccessKey id and secret" in str(err) and "clock" in str(err)
+    assert "password" not in err.hint
+    assert "canary-not-the-secret" not in str(err)
+
+
+def test_zstack_coded_errors_of_jobs_name_the_endpoint_that_answered(sim):
+    vm_uuid = sim.vm("web-2")  # one CD-ROM: a second ISO is refused by the node (§5.2 step 6)
+    with ZStackClient(sim.url, **ADMIN) as client:
+        client.attach_iso(vm_uuid, sim.image("ubuntu-22.04-server.iso"))
+        with pytest.raises(ZStackError) as info:
+            client.attach_iso(vm_uuid, sim.image("rescue.iso"))
+    assert info.value.code == "SYS.1006" and info.value.endpoint == sim.url
+    assert f"endpoint {sim.url}" in str(info.value)
+
+
 def test_access_key_signed_requests_are_accepted_without_a_login(sim):
     key_id, secret = sim.access_key
     vm_uuid, iso = sim.vm("web-1"), sim.image("rescue.iso")

@@ -736,6 +736,8 @@ class ZStackClient:
                 request=_redact(request),
                 http_status=resp.status_code,
                 job_uuid=job.uuid if job else None,
+                endpoint=self.endpoint,  # which node answered, when several are configured over time
+                auth_kind=self._auth_kind,
             )
         text = _redact(resp.text.strip())[:_ERROR_TEXT_LIMIT] or "(empty body)"
         return ZStackError(

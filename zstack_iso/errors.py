@@ -91,8 +91,13 @@ class ZStackError(Exception):
         http_status: int | None = None,
         job_uuid: str | None = None,
         endpoint: str | None = None,
+        auth_kind: str | None = None,
     ) -> ZStackError:
-        """Build from a ZStack ErrorCode object (the value of ``{"error": …}``, §3.6)."""
+        """Build from a ZStack ErrorCode object (the value of ``{"error": …}``, §3.6).
+
+        ``auth_kind`` (``"account"``, ``"access_key"`` or ``"session"``) picks the hint for codes whose advice
+        depends on how the client authenticated (see ``hint_for``).
+        """
         cause = error.get("cause")
         causes = error.get("causes")
         return cls(
@@ -108,7 +113,7 @@ class ZStackError(Exception):
             http_status=http_status,
             job_uuid=job_uuid,
             endpoint=endpoint,
-            hint=_HINTS.get(str(error.get("code"))),
+            hint=hint_for(str(error.get("code")), auth_kind),
             raw=error,
         )
 
@@ -181,9 +186,22 @@ def _text(value: Any) -> str | None:
 
 # What a person can do about the codes a user of this client meets most (§1.5, §3.6, §5.2).
 _HINTS: dict[str, str] = {
-    ID_AUTHENTICATION: "check the account name and password (the password is sent as its SHA-512 hex)",
+    ID_AUTHENTICATION: "check the credentials the client authenticates with",
     ID_INVALID_SESSION: "the session expired or was logged out; give account credentials so the client "
     "can log in again, or a fresh session UUID",
     ID_PERMISSION: "the account lacks permission for this operation or resource",
     SYS_RESOURCE_NOT_FOUND: "check the UUIDs: the VM, image or CD-ROM does not exist on this node",
 }
+
+# Hints that depend on how the client authenticates: a bad AccessKey is not a wrong password (§1.1, §2).
+_AUTH_HINTS: dict[tuple[str, str], str] = {
+    ("account", ID_AUTHENTICATION): "check the account name and password (the password is sent as its SHA-512 hex)",
+    ("access_key", ID_AUTHENTICATION): "check the AccessKey id and secret, and this machine's clock: the signed "
+    "Date header must be within 15 minutes of the management node's time",
+}
+
+
+def hint_for(code: str, auth_kind: str | None = None) -> str | None:
+    """What a person can do about ``code``, for a client authenticating by ``auth_kind`` (``"account"``,
+    ``"access_key"``, ``"session"``, or None when unknown); None when there is no advice."""
+    return _AUTH_HINTS.get((auth_kind or "", code)) or _HINTS.get(code)
