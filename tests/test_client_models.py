@@ -299,6 +299,27 @@ def test_missing_incomplete_or_conflicting_credentials_are_a_config_error(kwargs
     assert "pw" not in str(info.value) and "only-secret" not in str(info.value)
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("setting", ["job_timeout", "connect_timeout", "read_timeout", "poll_interval"])
+def test_a_timeout_or_poll_interval_of_nan_or_inf_is_refused_before_anything_is_sent(sim, setting, value):
+    sim.clear_journal()
+    with pytest.raises(ZStackError) as info:
+        ZStackClient(sim.url, account_name="admin", account_password="password", **{setting: value})
+    assert info.value.code == "CLIENT.CONFIG"
+    assert f"{setting} must be" in str(info.value) and repr(value) in str(info.value)
+    assert sim.journal()["requests"] == []
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_a_settle_timeout_or_poll_policy_of_nan_or_inf_is_refused(sim, value):
+    with pytest.raises(ZStackError) as info:
+        ZStackClient(sim.url, session_uuid="s" * 32, settle_timeout=value)
+    assert info.value.code == "CLIENT.CONFIG" and "settle_timeout must be" in str(info.value)
+    with pytest.raises(ZStackError) as info:
+        ZStackClient(sim.url, session_uuid="s" * 32, poll_interval=PollPolicy(floor=0.01, ratio=0.0, cap=value))
+    assert info.value.code == "CLIENT.CONFIG" and "poll_interval must be" in str(info.value)
+
+
 def test_endpoint_with_credentials_is_refused_without_echoing_them():
     with pytest.raises(ZStackError) as info:
         ZStackClient("http://admin:hunter2@127.0.0.1:8080", session_uuid="s" * 32)

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -166,6 +167,11 @@ def _retry(retries: int, methods: Iterable[str]) -> Retry:
         raise_on_status=False,
         respect_retry_after_header=False,  # a gateway's Retry-After could stall a call far past its timeout
     )
+
+
+def _finite_number(value: object) -> bool:
+    """An int or float that is neither nan nor ±inf (bool is not a number of seconds)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class _NoAnswer(Exception):
@@ -430,19 +436,24 @@ class ZStackClient:
             ("connect_timeout", connect_timeout),
             ("read_timeout", read_timeout),
         ):
-            if not isinstance(value, (int, float)) or value <= 0:
+            # nan compares False with everything, so every deadline check would pass: refuse it, and inf.
+            if not _finite_number(value) or value <= 0:
                 raise self._config_error(f"{name} must be a positive number of seconds, got {value!r}")
-        if settle_timeout < 0 or retries < 0:
-            raise self._config_error("settle_timeout and retries must not be negative")
+        if not _finite_number(settle_timeout) or settle_timeout < 0:
+            raise self._config_error(f"settle_timeout must be a number of seconds, 0 or more, got {settle_timeout!r}")
+        if retries < 0:
+            raise self._config_error("retries must not be negative")
         self.job_timeout = float(job_timeout)
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
         self.settle_timeout = float(settle_timeout)
         if poll_interval is None:
             self.poll_policy = ADAPTIVE_POLLING
-        elif isinstance(poll_interval, PollPolicy):
+        elif isinstance(poll_interval, PollPolicy) and all(
+            _finite_number(v) and v >= 0 for v in (poll_interval.floor, poll_interval.ratio, poll_interval.cap)
+        ):
             self.poll_policy = poll_interval
-        elif isinstance(poll_interval, (int, float)) and poll_interval > 0:
+        elif _finite_number(poll_interval) and poll_interval > 0:
             self.poll_policy = PollPolicy.fixed(float(poll_interval))
         else:
             raise self._config_error(
