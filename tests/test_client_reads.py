@@ -131,3 +131,16 @@ def test_plain_text_http_error_is_reported_with_its_status_and_text(sim, client)
 def test_get_with_an_empty_uuid_finds_nothing_instead_of_the_first_vm(client):
     assert client.get_vm("") is None
     assert client.get_image("") is None
+    assert client.get_cdrom("") is None and client.get_vm("   ") is None
+
+
+def test_get_by_uuid_returns_exactly_the_asked_for_vm_image_and_cdrom(sim, client):
+    vm_uuid, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    cdroms = sim.cdroms(vm_uuid)
+    assert client.get_vm(vm_uuid).uuid == vm_uuid
+    assert client.get_image(iso).uuid == iso and client.get_image(iso).name == "rescue.iso"
+    for wire in cdroms:
+        cdrom = client.get_cdrom(wire["uuid"])
+        assert cdrom.uuid == wire["uuid"] and cdrom.device_id == wire["deviceId"]
+    assert client.get_cdrom("0123456789abcdef0123456789abcdef") is None
+    assert client.get_image("0123456789abcdef0123456789abcdef") is None

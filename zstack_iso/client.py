@@ -1182,23 +1182,25 @@ class ZStackClient:
         if not vm_uuid or not vm_uuid.strip():
             return None
         rows = self._inventories(f"/vm-instances/{_quote(vm_uuid)}", api="QueryVmInstance")
-        return self._one(VmInstance, rows, "QueryVmInstance", f"GET {self._api_path}/vm-instances/{vm_uuid}")
+        return self._one(VmInstance, rows, vm_uuid, "QueryVmInstance", f"GET {self._api_path}/vm-instances/{vm_uuid}")
 
     def get_image(self, image_uuid: str) -> Image | None:
         if not image_uuid or not image_uuid.strip():
             return None
         rows = self._inventories(f"/images/{_quote(image_uuid)}", api="QueryImage")
-        return self._one(Image, rows, "QueryImage", f"GET {self._api_path}/images/{image_uuid}")
+        return self._one(Image, rows, image_uuid, "QueryImage", f"GET {self._api_path}/images/{image_uuid}")
 
     def get_cdrom(self, cdrom_uuid: str) -> VmCdRom | None:
         if not cdrom_uuid or not cdrom_uuid.strip():
             return None
         rows = self._inventories(f"/vm-instances/cdroms/{_quote(cdrom_uuid)}", api="QueryVmCdRom")
-        return self._one(VmCdRom, rows, "QueryVmCdRom", f"GET {self._api_path}/vm-instances/cdroms/{cdrom_uuid}")
+        request = f"GET {self._api_path}/vm-instances/cdroms/{cdrom_uuid}"
+        return self._one(VmCdRom, rows, cdrom_uuid, "QueryVmCdRom", request)
 
-    def _one(self, model: type[M], rows: list[dict], api: str, request: str) -> M | None:
+    def _one(self, model: type[M], rows: list[dict], uuid: str, api: str, request: str) -> M | None:
+        """The row whose UUID is ``uuid`` (compared case-insensitively), or None; ``request`` is for errors."""
         # Only the row with the asked-for UUID: an empty UUID would make "/vm-instances/" list them all.
-        wanted = request.rsplit("/", 1)[-1].lower()
+        wanted = uuid.strip().lower()
         rows = [row for row in rows if str(row.get("uuid", "")).lower() == wanted]
         if not wanted or not rows:
             return None
