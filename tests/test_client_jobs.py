@@ -207,3 +207,55 @@ def test_wait_for_settled_state_times_out_naming_the_vm_and_state(sim, client):
 
 def test_wait_for_settled_state_of_a_missing_vm_is_none(sim, client):
     assert client.wait_for_settled_state("f" * 32, timeout=1) is None
+
+
+def test_wait_for_settled_state_waits_out_a_new_vm_in_created(sim, client):
+    vm_uuid = sim.vm("web-1")
+    sim.hold_state(vm_uuid, "Created", 0.6)  # §5.2 step 4 refuses ISOs in Created, and it ends by itself
+    started = time.monotonic()
+    vm = client.wait_for_settled_state(vm_uuid, timeout=5)
+    assert vm.state == "Running" and vm.allows_iso_operations
+    assert 0.3 <= time.monotonic() - started < 3.0
+
+
+def test_wait_for_settled_state_returns_an_expunging_vm_at_once_as_gone(sim, client):
+    vm_uuid = sim.vm("web-1")
+    sim.hold_state(vm_uuid, "Expunging", 5)
+    started = time.monotonic()
+    vm = client.wait_for_settled_state(vm_uuid, timeout=5)
+    assert vm.state == "Expunging" and vm.is_gone and not vm.is_transitional
+    assert time.monotonic() - started < 1.0
+
+
+def test_wait_for_settled_state_ends_at_a_shared_deadline_before_its_timeout(sim, client):
+    vm_uuid = sim.vm("web-1")
+    sim.hold_state(vm_uuid, "Migrating", 5)
+    started = time.monotonic()
+    with pytest.raises(ZStackError) as info:
+        client.wait_for_settled_state(vm_uuid, timeout=30, deadline=started + 0.5)
+    elapsed = time.monotonic() - started
+    assert info.value.code == "CLIENT.TIMEOUT"
+    assert vm_uuid in str(info.value) and "Migrating" in str(info.value)
+    assert 0.45 <= elapsed < 1.5
+
+
+def test_wait_for_settled_state_with_a_passed_deadline_reads_the_vm_once(sim, client):
+    vm_uuid = sim.vm("web-1")
+    assert client.wait_for_settled_state(vm_uuid, deadline=time.monotonic() - 1).state == "Running"
+    sim.hold_state(vm_uuid, "Stopping", 5)
+    started = time.monotonic()
+    with pytest.raises(ZStackError) as info:
+        client.wait_for_settled_state(vm_uuid, deadline=started - 1)
+    assert info.value.code == "CLIENT.TIMEOUT" and "Stopping" in str(info.value)
+    assert time.monotonic() - started < 0.5
+
+
+def test_attached_iso_is_found_in_its_cdrom_whatever_the_case_of_the_uuid_asked_for(sim, client):
+    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
+    client.attach_iso(vm_uuid, iso)
+    vm = client.get_vm(vm_uuid)
+    stored = sim.cdroms(vm_uuid)[0]["isoUuid"]
+    assert stored == iso and stored == stored.lower()  # ZStack stores lowercase hex
+    assert vm.cdrom_with_iso(iso) is vm.cdroms[0]
+    assert vm.cdrom_with_iso(iso.upper()) is vm.cdroms[0]
+    assert [c.device_id for c in vm.empty_cdroms] == [1, 2]

@@ -11,6 +11,9 @@ import pytest
 from zstack_iso.client import PollPolicy, ZStackClient, access_key_signature, http_date
 from zstack_iso.errors import ZStackError
 from zstack_iso.models import (
+    GONE_VM_STATES,
+    ISO_OPERABLE_VM_STATES,
+    TRANSITIONAL_VM_STATES,
     ErrorCode,
     Image,
     ImageMediaType,
@@ -95,8 +98,32 @@ def test_unknown_vm_state_is_kept_as_text_rather_than_rejected():
 
 
 def test_transitional_states_are_recognised():
-    for state in ("Starting", "Stopping", "Rebooting", "Migrating", "Destroying", "Pausing", "Resuming"):
-        assert VmInstance.model_validate({"uuid": "u", "state": state}).is_transitional, state
+    ending_by_themselves = (
+        "Starting", "Stopping", "Rebooting", "Migrating", "Destroying", "Pausing", "Resuming",
+        "VolumeMigrating", "VolumeRecovering", "Created",
+    )  # fmt: skip
+    for state in ending_by_themselves:
+        vm = VmInstance.model_validate({"uuid": "u", "state": state})
+        assert vm.is_transitional and not vm.allows_iso_operations and not vm.is_gone, state
+    assert TRANSITIONAL_VM_STATES == frozenset(ending_by_themselves)
+
+
+def test_destroyed_and_expunging_vms_are_gone_not_transitional():
+    for state in ("Destroyed", "Expunging"):
+        vm = VmInstance.model_validate({"uuid": "u", "state": state})
+        assert vm.is_gone and not vm.is_transitional and not vm.allows_iso_operations, state
+
+
+def test_vm_state_sets_are_disjoint_and_only_running_stopped_paused_allow_iso_operations():
+    assert ISO_OPERABLE_VM_STATES == {"Running", "Stopped", "Paused"}
+    assert GONE_VM_STATES == {"Destroyed", "Expunging"}
+    assert not (TRANSITIONAL_VM_STATES & ISO_OPERABLE_VM_STATES)
+    assert not (TRANSITIONAL_VM_STATES & GONE_VM_STATES) and not (GONE_VM_STATES & ISO_OPERABLE_VM_STATES)
+    known = {state.value for state in VmState}
+    assert TRANSITIONAL_VM_STATES | ISO_OPERABLE_VM_STATES | GONE_VM_STATES <= known
+    for state in known - TRANSITIONAL_VM_STATES - ISO_OPERABLE_VM_STATES - GONE_VM_STATES:
+        vm = VmInstance.model_validate({"uuid": "u", "state": state})  # Unknown, Crashed, Error, NoState
+        assert not (vm.is_transitional or vm.allows_iso_operations or vm.is_gone), state
 
 
 def test_vm_without_cdroms_or_with_null_cdroms_has_an_empty_list():

@@ -1219,24 +1219,41 @@ class ZStackClient:
         rows = self._inventories(f"/vm-instances/{_quote(vm_uuid)}/iso-candidates", api=api)
         return [Image.model_validate(row) for row in rows]
 
-    def wait_for_settled_state(self, vm_uuid: str, timeout: float | None = None) -> VmInstance | None:
-        """Wait while the VM is in a transitional state (Starting, Stopping, Migrating, …, §13).
+    def wait_for_settled_state(
+        self, vm_uuid: str, timeout: float | None = None, *, deadline: float | None = None
+    ) -> VmInstance | None:
+        """Wait while the VM is in a state that ends by itself (``TRANSITIONAL_VM_STATES``: Starting,
+        Stopping, Migrating, Created, …, §13, §5.2 step 4).
 
-        Returns the VM once it is not transitional (Running, Stopped, Paused, Destroyed, or a state this
-        client does not know), or None when it does not exist. Raises CLIENT.TIMEOUT naming the state.
+        Returns the VM once it is not transitional: ISO-operable (Running, Stopped, Paused), gone
+        (Destroyed, Expunging), or a state that needs a person (Unknown, Crashed, one this client does not
+        know); None when the VM does not exist. Waits until ``deadline`` (a ``time.monotonic()`` value, so
+        that a caller can share one deadline across several steps) or for ``timeout`` seconds, whichever
+        ends first; ``job_timeout`` when neither is given. The VM is read at least once, even when the
+        deadline has passed. Raises CLIENT.TIMEOUT naming the VM and its state.
         """
-        limit = self.job_timeout if timeout is None else float(timeout)
         start = time.monotonic()
+        ends: list[float] = []
+        if timeout is not None:
+            if not _finite_number(timeout):
+                raise self._config_error(f"timeout must be a finite number of seconds, got {timeout!r}")
+            ends.append(start + float(timeout))
+        if deadline is not None:
+            if not _finite_number(deadline):
+                raise self._config_error(f"deadline must be a finite time.monotonic() value, got {deadline!r}")
+            ends.append(float(deadline))
+        end = min(ends) if ends else start + self.job_timeout
         announced = False
         while True:
             vm = self.get_vm(vm_uuid)
             if vm is None or not vm.is_transitional:
                 return vm
-            delay = _VM_STATE_POLLING.next_delay(time.monotonic() - start)
-            if time.monotonic() + delay > start + limit:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
                 raise ZStackError(
                     CLIENT_TIMEOUT,
-                    details=f"VM {vm_uuid} stayed in state {vm.state} for more than {limit:g} s",
+                    details=f"VM {vm_uuid} was still in state {vm.state} when the wait for it ended after "
+                    f"{time.monotonic() - start:.1f} s",
                     api="QueryVmInstance",
                     request=f"GET {self._api_path}/vm-instances/{vm_uuid}",
                     endpoint=self.endpoint,
@@ -1245,7 +1262,7 @@ class ZStackClient:
             if not announced:
                 log.info("waiting for VM %s to leave state %s", vm_uuid, vm.state)
                 announced = True
-            time.sleep(delay)
+            time.sleep(min(_VM_STATE_POLLING.next_delay(time.monotonic() - start), remaining))
 
     # ------------------------------------------------------------------------------------ ISO jobs
 

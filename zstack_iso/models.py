@@ -31,7 +31,8 @@ __all__ = [
     "VmCdRom",
     "VmInstance",
     "VmState",
-    "SETTLED_VM_STATES",
+    "GONE_VM_STATES",
+    "ISO_OPERABLE_VM_STATES",
     "TRANSITIONAL_VM_STATES",
     "parse_zstack_date",
 ]
@@ -78,7 +79,10 @@ class VmState(ZStackEnum):
     NO_STATE = "NoState"
 
 
-# States a VM passes through on its way somewhere else; ISO attach/detach is refused in them (§13).
+# The one definition of which VM states allow what; the client and the provider both use these.
+# States that end by themselves, so waiting is the answer; ISO attach and detach are refused in them
+# (§13 "Transitional states", §5.2 step 4, §6.2 step 3). Created ends in Starting (§5.2 step 4 lists it as
+# refused); Expunging is not here: it ends in no VM at all, see GONE_VM_STATES.
 TRANSITIONAL_VM_STATES: frozenset[str] = frozenset(
     {
         "Created",
@@ -87,7 +91,6 @@ TRANSITIONAL_VM_STATES: frozenset[str] = frozenset(
         "Rebooting",
         "Destroying",
         "Migrating",
-        "Expunging",
         "Pausing",
         "Resuming",
         "VolumeMigrating",
@@ -96,7 +99,10 @@ TRANSITIONAL_VM_STATES: frozenset[str] = frozenset(
 )
 # States in which ISO attach and detach are allowed (§5.2 step 4, §6.2 step 3).
 ISO_OPERABLE_VM_STATES: frozenset[str] = frozenset({"Running", "Stopped", "Paused"})
-SETTLED_VM_STATES: frozenset[str] = frozenset({"Running", "Stopped", "Paused", "Destroyed"})
+# States of a VM that is deleted or being deleted: waiting brings back no VM that takes an ISO (§13: Destroyed
+# is soft-deleted until RecoverVmInstance; Expunging ends with the VM gone from queries).
+GONE_VM_STATES: frozenset[str] = frozenset({"Destroyed", "Expunging"})
+# Any other state (Unknown, Crashed, Error, NoState, or one this client does not know) needs a person.
 
 
 class ImageState(ZStackEnum):
@@ -293,16 +299,22 @@ class VmInstance(ZStackModel):
         return [c.iso_uuid for c in self.cdroms if c.iso_uuid]
 
     def cdrom_with_iso(self, iso_uuid: str) -> VmCdRom | None:
-        """The CD-ROM holding ``iso_uuid`` (case-insensitive), or None."""
+        """The CD-ROM holding ``iso_uuid``, or None.
+
+        ZStack stores UUIDs as 32 lowercase hex characters; the comparison ignores case, so it matches what
+        the node stores whether the caller's UUID was typed in lower or upper case.
+        """
         wanted = iso_uuid.lower()
         return next((c for c in self.cdroms if c.iso_uuid and c.iso_uuid.lower() == wanted), None)
 
     def cdrom(self, cdrom_uuid: str) -> VmCdRom | None:
+        """The CD-ROM with this UUID (case ignored, as in ``cdrom_with_iso``), or None."""
         wanted = cdrom_uuid.lower()
         return next((c for c in self.cdroms if c.uuid.lower() == wanted), None)
 
     @property
     def empty_cdroms(self) -> list[VmCdRom]:
+        """The CD-ROMs without an ISO, in device order: the first is where ZStack attaches (§5.2 step 8)."""
         return [c for c in self.cdroms if c.is_empty]
 
     @property
@@ -311,11 +323,18 @@ class VmInstance(ZStackModel):
 
     @property
     def is_transitional(self) -> bool:
+        """In a state that ends by itself (``TRANSITIONAL_VM_STATES``): wait for it."""
         return self.state_name in TRANSITIONAL_VM_STATES
 
     @property
     def allows_iso_operations(self) -> bool:
+        """In a state where ZStack attaches and detaches ISOs (``ISO_OPERABLE_VM_STATES``)."""
         return self.state_name in ISO_OPERABLE_VM_STATES
+
+    @property
+    def is_gone(self) -> bool:
+        """Destroyed or being expunged (``GONE_VM_STATES``): no ISO goes in or out until it is recovered."""
+        return self.state_name in GONE_VM_STATES
 
 
 class ImageBackupStorageRef(ZStackModel):
