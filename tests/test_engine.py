@@ -3,6 +3,10 @@ drives it: a whole life of a stack, from the first preview to a destroy after th
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 
 from tests.engine import UNKNOWN, Engine, ProviderHost
@@ -145,3 +149,17 @@ def test_update_keeps_outputs_if_the_engine_ever_calls_it(sim, engine, host):
     assert {k: outs[k] for k in ("vm_uuid", "iso_uuid", "cdrom_uuid", "device_id")} == {
         k: state.outputs[k] for k in ("vm_uuid", "iso_uuid", "cdrom_uuid", "device_id")
     }
+
+
+def test_the_provider_host_logs_its_session_out_when_it_is_interrupted(sim, simulator):
+    host = ProviderHost(IsoAttachmentProvider(), config=host_config(simulator.url))
+    with host:
+        vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+        host.read(f"{vm}/{iso}", {"vm_uuid": vm, "iso_uuid": iso})
+        assert len(simulator.node.sessions) == 1
+        os.kill(host.pid, signal.SIGINT)  # as the engine stops a plugin at the end of a deployment
+        deadline = time.monotonic() + 10
+        while host.alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert simulator.node.sessions == {}
+    assert [r["method"] for r in sim.journal()["requests"] if "/accounts/sessions/" in r["path"]] == ["DELETE"]

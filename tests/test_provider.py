@@ -6,6 +6,9 @@ cover each rule of check/diff/create/read/update/delete one at a time, with the 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.output import Unknown
@@ -414,3 +417,72 @@ def test_access_key_credentials_work(sim):
     )
     vm, iso = sim.vm("web-2"), sim.image("rescue.iso")
     assert provider.create({"vm_uuid": vm, "iso_uuid": iso}).id == f"{vm}/{iso}"
+
+
+# -- found in review ---------------------------------------------------------------------------------------
+
+
+def test_a_twin_added_next_to_an_existing_attachment_fails_instead_of_adopting_it(sim, provider, attached):
+    id_, outs = attached
+    pair = {k: outs[k] for k in ("vm_uuid", "iso_uuid")}
+    next_deployment = make_provider(
+        {"zstack:endpoint": sim.url, "zstack:accountName": "admin", "zstack:accountPassword": "password"}
+    )
+    assert next_deployment.diff(id_, outs, pair).changes is False  # the existing resource, unchanged
+    with pytest.raises(IsoAttachmentError, match="declared by two IsoAttachment resources"):
+        next_deployment.create(pair)
+
+
+def test_an_attached_iso_is_adopted_even_if_its_image_was_disabled_since(sim, simulator, provider):
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    attach_out_of_band(sim, vm, iso)
+    simulator.node.images[iso]["state"] = "Disabled"  # ChangeImageState: nobody may attach it *again*
+    sim.clear_journal()
+    assert provider.create({"vm_uuid": vm, "iso_uuid": iso}).outs["device_id"] == 0
+    assert writes(sim) == []
+
+
+def test_creates_queued_on_a_stuck_vm_share_one_timeout_instead_of_adding_theirs_up(sim):
+    provider = make_provider(
+        {
+            "zstack:endpoint": sim.url,
+            "zstack:accountName": "admin",
+            "zstack:accountPassword": "password",
+            "zstack:jobTimeout": "1",
+        }
+    )
+    vm = sim.vm("web-1")
+    sim.hold_state(vm, "Migrating", 8)
+    isos = [sim.image(name) for name in ("ubuntu-22.04-server.iso", "virtio-win-0.1.240.iso", "rescue.iso")]
+    started = time.monotonic()
+    failures = []
+
+    def create(iso: str) -> None:
+        try:
+            provider.create({"vm_uuid": vm, "iso_uuid": iso})
+        except IsoAttachmentError as err:
+            failures.append((time.monotonic() - started, str(err)))
+
+    threads = [threading.Thread(target=create, args=(iso,)) for iso in isos]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(failures) == 3
+    assert max(elapsed for elapsed, _ in failures) < 1.9  # one shared deadline, not 1 s per queued create
+    assert writes(sim) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("zstack:jobTimeout", "nan", "must be a positive number of seconds"),
+        ("zstack:requestTimeout", "inf", "must be a positive number of seconds"),
+        ("zstack:endpoint", "https://admin:Canary-S3cret@zstack.example.com", "must not contain user:password@"),
+    ],
+)
+def test_a_setting_that_would_disable_deadlines_or_leak_a_password_is_refused(key, value, message):
+    provider = make_provider({"zstack:host": "127.0.0.1", key: value})
+    with pytest.raises(IsoAttachmentError, match=message) as failure:
+        provider.read(f"{NOT_A_UUID}/{NOT_A_UUID}", {})
+    assert "Canary-S3cret" not in str(failure.value)

@@ -6,6 +6,7 @@ They run in the program's process (not the provider's), with the same settings a
 
 from __future__ import annotations
 
+import atexit
 import threading
 
 import pulumi
@@ -29,6 +30,7 @@ def default_client() -> ZStackClient:
         client = _clients.get(settings)
         if client is None:
             client = _clients[settings] = ZStackClient(**settings.client_options())
+            atexit.register(client.close)  # the program's session is logged out when the program ends
         return client
 
 

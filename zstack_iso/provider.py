@@ -7,6 +7,7 @@ sessions in anything that is pickled; `configure()` builds them inside the provi
 
 from __future__ import annotations
 
+import atexit
 import copy
 import logging
 import os
@@ -55,6 +56,16 @@ _CONFIG_HINTS = {
     "an attachment that finished meanwhile), or raise zstack:jobTimeout / zstack:requestTimeout",
     CLIENT_TLS: "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle that signed the node's "
     "certificate",
+    # §1.1, §1.5, §2: authentication and session failures, in stack-config terms.
+    "ID.1000": "check zstack:accountName / zstack:accountPassword (ZSTACK_ACCOUNT_NAME / ZSTACK_ACCOUNT_PASSWORD), "
+    "or for an AccessKey zstack:accessKeyId / zstack:accessKeySecret and this machine's clock (the Date header must "
+    "be within 15 minutes of the node's)",
+    "ID.1001": "the session expired and logging in again did not help: run the deployment again, and check the "
+    "account settings (zstack:accountName / zstack:accountPassword)",
+    "ID.1002": "the configured account may not operate this VM or image: use an account that owns them "
+    "(zstack:accountName, or the AccessKey's account)",
+    "ID.1006": "the account has too many live sessions (a node allows 500): wait for old ones to expire (2 h by "
+    "default) or log them out in the console",
 }
 
 
@@ -147,6 +158,9 @@ class IsoAttachmentProvider(ResourceProvider):
             if drift:
                 pulumi.log.warn(drift)
                 replaces.append("iso_uuid")
+            else:
+                # This resource still owns the pair: a twin declared in the same deployment must not adopt it.
+                self._rt().claim_existing(olds["vm_uuid"], olds["iso_uuid"], olds.get("owner_token"))
         return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=True)
 
     def _drift(self, olds: dict[str, Any]) -> str | None:
@@ -174,18 +188,21 @@ class IsoAttachmentProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         vm_uuid, iso_uuid, pinned = props["vm_uuid"], props["iso_uuid"], props.get("cdrom_uuid")
         runtime = self._rt()
-        with _explained(f"attaching ISO {iso_uuid} to VM {vm_uuid}"), runtime.vm_lock(vm_uuid):
-            vm = runtime.settled_vm(vm_uuid, "attach ISO " + iso_uuid)
+        purpose = f"attach ISO {iso_uuid}"
+        deadline = runtime.deadline()
+        with _explained(f"attaching ISO {iso_uuid} to VM {vm_uuid}"), runtime.vm_lock(vm_uuid, deadline, purpose):
+            vm = runtime.settled_vm(vm_uuid, purpose, deadline)
             if vm is None or vm.state in GONE_STATES:
                 state = "does not exist" if vm is None else f"is {vm.state}"
                 raise IsoAttachmentError(
                     f"cannot attach ISO {iso_uuid}: VM {vm_uuid} {state}; check vm_uuid "
                     f"(recover a Destroyed VM first, or remove this IsoAttachment)"
                 )
-            _check_iso(runtime.client.get_image(iso_uuid), iso_uuid, vm_uuid)
             holder = _cdrom_holding(vm, iso_uuid)
             if holder is not None:
+                # Adopting writes nothing, so the image's state does not matter (it may be Disabled by now).
                 return self._adopt(runtime, vm, iso_uuid, pinned, holder)
+            _check_iso(runtime.client.get_image(iso_uuid), iso_uuid, vm_uuid)
             target = _choose_cdrom(runtime, vm, iso_uuid, pinned)
             pulumi.log.info(
                 f"attaching ISO {iso_uuid} to VM {vm_uuid} (CD-ROM {target.uuid}, device {target.device_id})"
@@ -256,7 +273,9 @@ class IsoAttachmentProvider(ResourceProvider):
         vm_uuid, iso_uuid = _ids(id_, props)
         token = props.get("owner_token")
         runtime = self._rt()
-        with _explained(f"detaching ISO {iso_uuid} from VM {vm_uuid}"), runtime.vm_lock(vm_uuid):
+        purpose = f"detach ISO {iso_uuid}"
+        deadline = runtime.deadline()
+        with _explained(f"detaching ISO {iso_uuid} from VM {vm_uuid}"), runtime.vm_lock(vm_uuid, deadline, purpose):
             if runtime.owned_by_another(vm_uuid, iso_uuid, token):
                 # A resource of this deployment attached or adopted the same pair after this one was made: a
                 # rename without `aliases` creates the new resource before it deletes the old one.
@@ -266,7 +285,7 @@ class IsoAttachmentProvider(ResourceProvider):
                 )
                 return
             try:
-                vm = runtime.settled_vm(vm_uuid, "detach ISO " + iso_uuid)
+                vm = runtime.settled_vm(vm_uuid, purpose, deadline)
                 if vm is None or vm.state in GONE_STATES:
                     state = "no longer exists" if vm is None else f"is {vm.state}"
                     pulumi.log.info(f"ISO {iso_uuid}: VM {vm_uuid} {state}; nothing to detach")
@@ -339,15 +358,28 @@ class _Runtime:
         with self._lock:
             if self._client is None:
                 self._client = ZStackClient(**settings.client_options())
+                # Log the session out when the host exits (the node caps live sessions per account, §1.1).
+                atexit.register(self._client.close)
             return self._client
 
+    def deadline(self) -> float:
+        """One deadline for everything a call waits for: the VM's lock, its transitions and the job."""
+        return time.monotonic() + self.settings.job_timeout
+
     @contextmanager
-    def vm_lock(self, vm_uuid: str) -> Iterator[None]:
+    def vm_lock(self, vm_uuid: str, deadline: float, purpose: str) -> Iterator[None]:
         """Serialize this process's writes to one VM (ZStack runs them one at a time anyway, §10)."""
         with self._lock:
             lock = self._vm_locks.setdefault(vm_uuid, threading.Lock())
-        with lock:
+        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise IsoAttachmentError(
+                f"cannot {purpose}: other operations on VM {vm_uuid} in this deployment took more than "
+                f"{self.settings.job_timeout:g} s (zstack:jobTimeout); run the deployment again, or raise the timeout"
+            )
+        try:
             yield
+        finally:
+            lock.release()
 
     def claim(self, vm_uuid: str, iso_uuid: str, replace_stale: bool = False) -> str | None:
         """Record that a new resource of this deployment manages (vm, iso) and return its owner token; None
@@ -358,19 +390,23 @@ class _Runtime:
             token = self._claims[(vm_uuid, iso_uuid)] = uuid.uuid4().hex
             return token
 
+    def claim_existing(self, vm_uuid: str, iso_uuid: str, token: str | None) -> None:
+        """Record that an existing resource (state without a token: made before tokens) owns (vm, iso)."""
+        with self._lock:
+            self._claims.setdefault((vm_uuid, iso_uuid), token or "")
+
     def owned_by_another(self, vm_uuid: str, iso_uuid: str, token: str | None) -> bool:
         with self._lock:
             owner = self._claims.get((vm_uuid, iso_uuid))
-        return owner is not None and owner != token
+        return owner is not None and owner != (token or "")
 
     def release(self, vm_uuid: str, iso_uuid: str, token: str | None) -> None:
         with self._lock:
-            if self._claims.get((vm_uuid, iso_uuid)) in (token, None):
+            if self._claims.get((vm_uuid, iso_uuid)) in (token or "", None):
                 self._claims.pop((vm_uuid, iso_uuid), None)
 
-    def settled_vm(self, vm_uuid: str, purpose: str) -> VmInstance | None:
+    def settled_vm(self, vm_uuid: str, purpose: str, deadline: float) -> VmInstance | None:
         """The VM once it is in a state that allows ISO operations, waiting out transitions (§13)."""
-        deadline = time.monotonic() + self.settings.job_timeout
         announced = False
         delay = 0.05
         while True:
