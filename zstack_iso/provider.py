@@ -41,14 +41,6 @@ INPUTS = ("vm_uuid", "iso_uuid", "cdrom_uuid")
 _UUID = re.compile(r"^[0-9a-f]{32}$")
 _UUID_HINT = "a ZStack UUID: 32 hexadecimal characters without dashes, e.g. 7105b03e09794680b7ba1027f812c987"
 
-# §5.2 step 4 / §6.2 step 3: the only states in which ZStack attaches or detaches an ISO.
-SETTLED_STATES = frozenset({"Running", "Stopped", "Paused"})
-# States that end by themselves: wait for them instead of failing (§13).
-TRANSITIONAL_STATES = frozenset(
-    {"Starting", "Stopping", "Rebooting", "Migrating", "Pausing", "Resuming", "VolumeMigrating", "Destroying"}
-)
-GONE_STATES = frozenset({"Destroyed", "Expunging"})
-
 
 # The client's hints name its own parameters; a Pulumi user changes stack config instead.
 _CONFIG_HINTS = {
@@ -171,7 +163,7 @@ class IsoAttachmentProvider(ResourceProvider):
         where = f"ISO {iso_uuid} on VM {vm_uuid}"
         if vm is None:
             return f"{where}: the VM no longer exists; the attachment will be replaced (and fail unless the VM returns)"
-        if vm.state in GONE_STATES:
+        if vm.is_gone:
             return f"{where}: the VM is {vm.state}; the attachment will be replaced"
         holder = _cdrom_holding(vm, iso_uuid)
         if holder is None:
@@ -192,7 +184,7 @@ class IsoAttachmentProvider(ResourceProvider):
         deadline = runtime.deadline()
         with _explained(f"attaching ISO {iso_uuid} to VM {vm_uuid}"), runtime.vm_lock(vm_uuid, deadline, purpose):
             vm = runtime.settled_vm(vm_uuid, purpose, deadline)
-            if vm is None or vm.state in GONE_STATES:
+            if vm is None or vm.is_gone:
                 state = "does not exist" if vm is None else f"is {vm.state}"
                 raise IsoAttachmentError(
                     f"cannot attach ISO {iso_uuid}: VM {vm_uuid} {state}; check vm_uuid "
@@ -203,7 +195,7 @@ class IsoAttachmentProvider(ResourceProvider):
                 # Adopting writes nothing, so the image's state does not matter (it may be Disabled by now).
                 return self._adopt(runtime, vm, iso_uuid, pinned, holder)
             _check_iso(runtime.client.get_image(iso_uuid), iso_uuid, vm_uuid)
-            target = _choose_cdrom(runtime, vm, iso_uuid, pinned)
+            target = _choose_cdrom(vm, iso_uuid, pinned)
             pulumi.log.info(
                 f"attaching ISO {iso_uuid} to VM {vm_uuid} (CD-ROM {target.uuid}, device {target.device_id})"
             )
@@ -248,7 +240,7 @@ class IsoAttachmentProvider(ResourceProvider):
         runtime = self._rt()
         with _explained(f"refresh of ISO {iso_uuid} on VM {vm_uuid}: reading the VM"):
             vm = runtime.client.get_vm(vm_uuid)
-        holder = _cdrom_holding(vm, iso_uuid) if vm is not None and vm.state not in GONE_STATES else None
+        holder = _cdrom_holding(vm, iso_uuid) if vm is not None and not vm.is_gone else None
         if holder is None:
             runtime.release(vm_uuid, iso_uuid, props.get("owner_token"))
             return ReadResult("", {})
@@ -286,7 +278,7 @@ class IsoAttachmentProvider(ResourceProvider):
                 return
             try:
                 vm = runtime.settled_vm(vm_uuid, purpose, deadline)
-                if vm is None or vm.state in GONE_STATES:
+                if vm is None or vm.is_gone:
                     state = "no longer exists" if vm is None else f"is {vm.state}"
                     pulumi.log.info(f"ISO {iso_uuid}: VM {vm_uuid} {state}; nothing to detach")
                     return
@@ -407,27 +399,24 @@ class _Runtime:
 
     def settled_vm(self, vm_uuid: str, purpose: str, deadline: float) -> VmInstance | None:
         """The VM once it is in a state that allows ISO operations, waiting out transitions (§13)."""
-        announced = False
-        delay = 0.05
-        while True:
-            vm = self.client.get_vm(vm_uuid)
-            if vm is None or vm.state in SETTLED_STATES or vm.state in GONE_STATES:
-                return vm
-            if vm.state not in TRANSITIONAL_STATES:
-                raise IsoAttachmentError(
-                    f"cannot {purpose}: VM {vm_uuid} is in state {vm.state}, and ZStack attaches or detaches "
-                    "ISOs only in Running, Stopped or Paused; bring the VM back to one of them and retry"
-                )
-            if time.monotonic() + delay > deadline:
+        vm = self.client.get_vm(vm_uuid)
+        if vm is not None and vm.is_transitional:
+            pulumi.log.info(f"waiting for VM {vm_uuid} to leave state {vm.state} before it can {purpose}")
+            try:
+                vm = self.client.wait_for_settled_state(vm_uuid, deadline=deadline)
+            except ZStackError as err:
+                if err.code != CLIENT_TIMEOUT:
+                    raise
                 raise IsoAttachmentError(
                     f"cannot {purpose}: VM {vm_uuid} stayed {vm.state} for more than "
                     f"{self.settings.job_timeout:g} s (zstack:jobTimeout); retry once it is Running or Stopped"
-                )
-            if not announced:
-                pulumi.log.info(f"waiting for VM {vm_uuid} to leave state {vm.state} before it can {purpose}")
-                announced = True
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+                ) from err
+        if vm is None or vm.is_gone or vm.allows_iso_operations:
+            return vm
+        raise IsoAttachmentError(
+            f"cannot {purpose}: VM {vm_uuid} is in state {vm.state}, and ZStack attaches or detaches "
+            "ISOs only in Running, Stopped or Paused; bring the VM back to one of them and retry"
+        )
 
     def shared_read(self, vm_uuid: str) -> VmInstance | None:
         return self._reads.get(vm_uuid, lambda: self.client.get_vm(vm_uuid))
@@ -435,8 +424,8 @@ class _Runtime:
 
 class _SharedReads:
     """Coalesces concurrent reads of one VM: a Diff that arrives while another Diff's read of the same VM is
-    in flight waits for that read instead of sending its own. A finished read is never reused, so no Diff
-    sees state older than the moment it was called."""
+    in flight waits for that read instead of sending its own. A finished read is never reused, so a Diff
+    never sees a result older than the last read in flight when it was called."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -489,7 +478,7 @@ def _attach(runtime: _Runtime, seen: VmInstance, iso_uuid: str, pinned: str | No
             vm = runtime.client.get_vm(seen.uuid)
             if _cdrom_holding(vm, iso_uuid) is not None:
                 return vm
-            _raise_for_full(runtime, seen.uuid, iso_uuid, err)
+            _raise_for_full(vm, iso_uuid, err)
             if not _resubmit_lost(err, attempt, f"attach ISO {iso_uuid} to VM {seen.uuid}"):
                 raise
     raise AssertionError("unreachable")
@@ -539,23 +528,23 @@ def _check_iso(image: Image | None, iso_uuid: str, vm_uuid: str) -> None:
         raise IsoAttachmentError(
             f"cannot attach ISO {iso_uuid} to VM {vm_uuid}: no image with that UUID exists; check iso_uuid"
         )
-    if image.media_type != "ISO":
+    if not image.is_iso:
         raise IsoAttachmentError(
             f"cannot attach image {iso_uuid} ({image.name}) to VM {vm_uuid}: it is a {image.media_type}, "
             "not an ISO; iso_uuid must name an image whose media type is ISO"
         )
-    if image.state != "Enabled" or image.status != "Ready":
+    if not image.is_enabled_and_ready:
         raise IsoAttachmentError(
             f"cannot attach ISO {iso_uuid} ({image.name}) to VM {vm_uuid}: the image is {image.state} and "
             f"{image.status}; it must be Enabled and Ready (enable it, or wait for its download to finish)"
         )
 
 
-def _choose_cdrom(runtime: _Runtime, vm: VmInstance, iso_uuid: str, pinned: str | None) -> VmCdRom:
+def _choose_cdrom(vm: VmInstance, iso_uuid: str, pinned: str | None) -> VmCdRom:
     """The CD-ROM ZStack will use: the pinned one, or the empty one with the lowest device id (§5.2 step 8)."""
-    cdroms = sorted(vm.cdroms, key=lambda c: c.device_id)
+    cdroms = vm.cdroms  # in device order
     if pinned is not None:
-        mine = next((c for c in cdroms if c.uuid == pinned), None)
+        mine = vm.cdrom(pinned)
         if mine is None:
             raise IsoAttachmentError(
                 f"cannot attach ISO {iso_uuid}: CD-ROM {pinned} is not a CD-ROM of VM {vm.uuid} "
@@ -566,16 +555,15 @@ def _choose_cdrom(runtime: _Runtime, vm: VmInstance, iso_uuid: str, pinned: str 
                 f"cannot attach ISO {iso_uuid}: CD-ROM {pinned} (device {mine.device_id}) of VM {vm.uuid} "
                 f"already holds ISO {mine.iso_uuid}; detach that ISO or pin another CD-ROM"
             )
-    empty = [c for c in cdroms if c.iso_uuid is None]
-    if not empty:
+    if not vm.empty_cdroms:
         raise _full_error(vm.uuid, iso_uuid, cdroms)
-    return mine if pinned is not None else empty[0]
+    return mine if pinned is not None else vm.empty_cdroms[0]
 
 
-def _raise_for_full(runtime: _Runtime, vm_uuid: str, iso_uuid: str, err: ZStackError) -> None:
-    vm = runtime.client.get_vm(vm_uuid)
-    if vm is not None and vm.cdroms and all(c.iso_uuid is not None for c in vm.cdroms):
-        raise _full_error(vm_uuid, iso_uuid, sorted(vm.cdroms, key=lambda c: c.device_id), err) from err
+def _raise_for_full(vm: VmInstance | None, iso_uuid: str, err: ZStackError) -> None:
+    """A failed attach to a VM whose CD-ROMs all hold ISOs now lost a race for the last one (§10)."""
+    if vm is not None and vm.cdroms and not vm.empty_cdroms:
+        raise _full_error(vm.uuid, iso_uuid, vm.cdroms, err) from err
 
 
 def _full_error(
@@ -601,9 +589,7 @@ def _describe(cdroms: list[VmCdRom]) -> str:
 
 
 def _cdrom_holding(vm: VmInstance | None, iso_uuid: str) -> VmCdRom | None:
-    if vm is None:
-        return None
-    return next((c for c in vm.cdroms if c.iso_uuid == iso_uuid), None)
+    return None if vm is None else vm.cdrom_with_iso(iso_uuid)
 
 
 def _outputs(vm_uuid: str, iso_uuid: str, cdrom: VmCdRom, owner_token: str | None) -> dict[str, Any]:
