@@ -119,12 +119,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             fault = None
         if fault is not None and fault.action == "drop_connection":
-            self._drop()  # nothing executed
+            # Journal first, answer second: once a client has its answer, the journal shows the request.
             sim.journal.record(method, journal_path, 0, _ms(started), login=False, job=False)
+            self._drop()  # nothing executed
             return
         if fault is not None and fault.action == "http_status":
-            self._send(fault.status, fault.body if fault.body is not None else "")
             sim.journal.record(method, journal_path, fault.status, _ms(started), login=False, job=False)
+            self._send(fault.status, fault.body if fault.body is not None else "")
             return
         host = self.headers.get("Host") or f"{sim.host}:{sim.port}"
         request = Request(method, path, query, self.headers, body, f"{sim.scheme}://{host}")
@@ -134,13 +135,13 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             reply = Reply(500, str(exc) or exc.__class__.__name__)
         if fault is not None and fault.action == "drop_after_accept":
-            self._drop()  # the request ran (and its job was accepted); the answer is lost
             sim.journal.record(method, journal_path, 0, _ms(started), login=reply.login, job=reply.job is not None)
+            self._drop()  # the request ran (and its job was accepted); the answer is lost
             return
-        self._send(reply.status, reply.body)
         sim.journal.record(
             method, journal_path, reply.status, _ms(started), login=reply.login, job=reply.job is not None
         )
+        self._send(reply.status, reply.body)
         if sim.log_requests:
             sys.stderr.write(f"{method} {journal_path} {reply.status} {_ms(started):.1f}ms\n")
 
