@@ -34,3 +34,12 @@ def sim(simulator: Simulator) -> Iterator[SimCtl]:
     ctl.config(jobSeconds=0.02)
     yield ctl
     ctl.close()
+
+
+@pytest.fixture
+def farm(farm_node: Simulator) -> Iterator[SimCtl]:
+    """A module's own simulator (its `farm_node` fixture, e.g. with more VMs), reset for every test."""
+    ctl = SimCtl(farm_node.url)
+    ctl.reset()
+    yield ctl
+    ctl.close()

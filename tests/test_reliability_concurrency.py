@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from tests.engine import ProviderError, run_concurrently
-from tests.simctl import SimCtl
 from tests.support import (
     ERROR_PREFIX,
     ISOS,
@@ -31,14 +30,6 @@ FARM_VMS = 8
 def farm_node():
     with run_simulator(port=0, seed=seed_with_farm(FARM_VMS), job_seconds=0.05) as node:
         yield node
-
-
-@pytest.fixture
-def farm(farm_node):
-    ctl = SimCtl(farm_node.url)
-    ctl.reset()
-    yield ctl
-    ctl.close()
 
 
 def test_24_attachments_over_8_vms_created_and_destroyed_concurrently_land_exactly_once(farm, farm_node):

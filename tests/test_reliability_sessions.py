@@ -21,14 +21,6 @@ def farm_node():
         yield node
 
 
-@pytest.fixture
-def farm(farm_node):
-    ctl = SimCtl(farm_node.url)
-    ctl.reset()
-    yield ctl
-    ctl.close()
-
-
 def declared(farm: SimCtl) -> dict[str, dict[str, str]]:
     isos = [farm.image(name) for name in ISOS]
     vms = [farm.vm(f"farm-{n}") for n in range(1, FARM_VMS + 1)]
