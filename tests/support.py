@@ -9,6 +9,7 @@ a refresh, and the message of a failure.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -138,3 +139,23 @@ def seed_with_farm(vms: int, cdroms: int = 3) -> dict[str, Any]:
         vm["cdRoms"] = [{"deviceId": device} for device in range(cdroms)]
         seed["vmInstances"].append(vm)
     return seed
+
+
+# -- canary credentials ----------------------------------------------------------------------------------------
+
+CANARY_PASSWORD = "Canary-Pw-e4da3b7fbbce2345"
+CANARY_KEY_SECRET = "Canary-Sk-1679091c5a880faf"
+
+
+def canary_seed() -> dict[str, Any]:
+    """The default inventory whose admin password and AccessKey secret are canaries to look for in output."""
+    seed = default_seed()
+    seed["accounts"][0]["password"] = CANARY_PASSWORD
+    seed["accessKeys"][0]["secret"] = CANARY_KEY_SECRET
+    return seed
+
+
+def canary_secrets(node: Any) -> list[str]:
+    """What must never leak: the canaries, the password's SHA-512 and every session the node gave out."""
+    hashed = hashlib.sha512(CANARY_PASSWORD.encode()).hexdigest()
+    return [CANARY_PASSWORD, hashed, CANARY_KEY_SECRET, *node.node.sessions]

@@ -8,7 +8,6 @@ for the password's SHA-512 (what the node accepts) and for every session UUID th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import socket
@@ -20,20 +19,25 @@ import pytest
 
 from tests.engine import decode_provider
 from tests.simctl import SimCtl
-from tests.support import ERROR_PREFIX, default_seed, engine_for, holders, provider_host
+from tests.support import (
+    CANARY_KEY_SECRET,
+    CANARY_PASSWORD,
+    ERROR_PREFIX,
+    canary_secrets,
+    canary_seed,
+    engine_for,
+    holders,
+    provider_host,
+)
 from zstack_iso.simulator import run_simulator
 
-PASSWORD = "Canary-Pw-e4da3b7fbbce2345"
-KEY_SECRET = "Canary-Sk-1679091c5a880faf"
+PASSWORD, KEY_SECRET = CANARY_PASSWORD, CANARY_KEY_SECRET
 DEBUG = {"ZSTACK_ISO_LOG_LEVEL": "DEBUG"}
 
 
 @pytest.fixture(scope="module")
 def canary_node():
-    seed = default_seed()
-    seed["accounts"][0]["password"] = PASSWORD
-    seed["accessKeys"][0]["secret"] = KEY_SECRET
-    with run_simulator(port=0, seed=seed, job_seconds=0.02) as node:
+    with run_simulator(port=0, seed=canary_seed(), job_seconds=0.02) as node:
         yield node
 
 
@@ -43,10 +47,6 @@ def ctl(canary_node):
     ctl.reset()
     yield ctl
     ctl.close()
-
-
-def secrets_of(node) -> list[str]:
-    return [PASSWORD, hashlib.sha512(PASSWORD.encode()).hexdigest(), KEY_SECRET, *node.node.sessions]
 
 
 def free_port() -> int:
@@ -131,7 +131,7 @@ def test_no_credential_reaches_the_state_outputs_log_or_errors(canary_node, ctl,
     for run in runs:
         texts.append(json.dumps([step.outputs for step in run.steps.values()], default=str))
         texts.extend(f"{error}\n{getattr(error, 'details', '')}" for error in run.errors.values())
-    leaked = [secret for secret in secrets_of(canary_node) for text in texts if secret in text]
+    leaked = [secret for secret in canary_secrets(canary_node) for text in texts if secret in text]
     assert leaked == []
 
 
