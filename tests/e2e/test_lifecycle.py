@@ -1,0 +1,96 @@
+"""A stack's life through the real CLI: preview, up, outputs, no-op runs, destroy."""
+
+from __future__ import annotations
+
+import shutil
+
+from tests.e2e.conftest import ROOT, Project, attach_jobs, detach_jobs
+from tests.support import iso_slots, writes
+
+
+def test_preview_writes_nothing_and_up_attaches_what_the_example_program_declares(project: Project):
+    sim = project.sim
+    shutil.copy(ROOT / "__main__.py", project.dir / "__main__.py")  # the example program, as shipped
+    sim.clear_journal()
+
+    preview = project.preview()
+
+    assert "+ 5 to create" in preview.stdout  # the stack and the demo's four attachments
+    assert writes(sim) == []
+
+    up = project.up()
+
+    assert "+ 5 created" in up.stdout
+    web1, web2, db1 = sim.vm("web-1"), sim.vm("web-2"), sim.vm("db-1")
+    ubuntu, virtio, rescue = (
+        sim.image("ubuntu-22.04-server.iso"),
+        sim.image("virtio-win-0.1.240.iso"),
+        sim.image("rescue.iso"),
+    )
+    assert set(iso_slots(sim, web1)) == {ubuntu, virtio}
+    assert set(iso_slots(sim, web2)) == {rescue}
+    assert set(iso_slots(sim, db1)) == {ubuntu}
+    # `pulumi stack output` and the node agree on where every ISO is.
+    outputs = project.outputs()
+    for key, (vm, iso) in {
+        "web-1/ubuntu-22.04-server.iso": (web1, ubuntu),
+        "web-1/virtio-win-0.1.240.iso": (web1, virtio),
+        "web-2/rescue.iso": (web2, rescue),
+        "db-1/ubuntu-22.04-server.iso": (db1, ubuntu),
+    }.items():
+        assert outputs[key]["id"] == f"{vm}/{iso}"
+        assert outputs[key]["cdrom_uuid"] == iso_slots(sim, vm)[iso]
+    # The pinned one went where the program said: device 2 of web-1.
+    assert outputs["web-1/virtio-win-0.1.240.iso"]["device_id"] == 2
+    assert len(attach_jobs(sim)) == 4
+
+
+def test_a_second_up_changes_nothing_and_preview_expects_no_changes(project: Project):
+    sim = project.sim
+    web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
+    project.declare({"rescue": {"vm_uuid": web1, "iso_uuid": rescue}})
+    project.up()
+    sim.clear_journal()
+
+    assert "2 unchanged" in project.up().stdout  # the stack and the attachment
+    project.preview("--expect-no-changes")
+
+    assert writes(sim) == []
+
+
+def test_destroy_detaches_and_a_second_destroy_has_nothing_to_do(project: Project):
+    sim = project.sim
+    web1, web2, rescue = sim.vm("web-1"), sim.vm("web-2"), sim.image("rescue.iso")
+    project.declare({"a": {"vm_uuid": web1, "iso_uuid": rescue}, "b": {"vm_uuid": web2, "iso_uuid": rescue}})
+    project.up()
+    sim.clear_journal()
+
+    first = project.destroy()
+
+    assert "- 3 deleted" in first.stdout
+    assert iso_slots(sim, web1) == {} and iso_slots(sim, web2) == {}
+    assert sorted(detach_jobs(sim)) == sorted([f"{web1}/iso?isoUuid={rescue}", f"{web2}/iso?isoUuid={rescue}"])
+    assert project.resources() == {}
+    sim.clear_journal()
+
+    second = project.destroy()
+
+    assert second.code == 0
+    assert writes(sim) == []
+
+
+def test_destroy_after_the_vms_were_destroyed_by_hand_succeeds_and_empties_the_stack(project: Project):
+    sim = project.sim
+    web1, web2, rescue = sim.vm("web-1"), sim.vm("web-2"), sim.image("rescue.iso")
+    project.declare({"a": {"vm_uuid": web1, "iso_uuid": rescue}, "b": {"vm_uuid": web2, "iso_uuid": rescue}})
+    project.up()
+    for vm in (web1, web2):
+        assert sim.zstack("DELETE", f"vm-instances/{vm}")[0] == 200  # DestroyVmInstance, outside Pulumi
+    sim.clear_journal()
+
+    run = project.destroy()
+
+    assert "- 3 deleted" in run.stdout
+    assert "the VM is Destroyed; nothing to detach" in run.stdout
+    assert detach_jobs(sim) == []
+    assert project.resources() == {}
