@@ -16,7 +16,7 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION ?= true
 # The CLI that tools/pulumi/install found or built.
 PULUMI = $(shell cat .tools/pulumi-path 2>/dev/null)
 
-.PHONY: venv test e2e up down preview refresh stack pulumi-cli sim sim-start sim-stop bench lint clean distclean
+.PHONY: venv test e2e up down preview refresh stack pulumi-cli sim sim-start sim-stop bench lint clean distclean docs-examples
 
 $(VENV)/.installed: pyproject.toml requirements.txt
 	python3 -m venv $(VENV)
@@ -38,6 +38,11 @@ e2e: venv
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# The README quotes real CLI output captured by the e2e tier; this captures it again.
+docs-examples: venv pulumi-cli
+	ZSTACK_ISO_WRITE_EXAMPLES=1 $(PY) -m pytest -q tests/e2e/test_drift.py -k detached_by_hand_shows
+	$(PY) tools/splice_example.py README.md docs/examples/drift-preview.txt
 
 bench: venv
 	$(PY) -m bench

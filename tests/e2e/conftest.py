@@ -197,12 +197,7 @@ def make_project(directory: Path, cli: str, sim: SimCtl, *, credentials: bool = 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / ".state").mkdir()
     (directory / "Pulumi.yaml").write_text(
-        f"name: {PROJECT_NAME}\n"
-        "runtime:\n"
-        "  name: python\n"
-        "  options:\n"
-        "    toolchain: pip\n"
-        f"    virtualenv: {VENV}\n"
+        f"name: {PROJECT_NAME}\nruntime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: {VENV}\n"
     )
     project = Project(directory, cli, sim, project_env(directory))
     project.write_program("")
