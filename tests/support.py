@@ -159,3 +159,13 @@ def canary_secrets(node: Any) -> list[str]:
     """What must never leak: the canaries, the password's SHA-512 and every session the node gave out."""
     hashed = hashlib.sha512(CANARY_PASSWORD.encode()).hexdigest()
     return [CANARY_PASSWORD, hashed, CANARY_KEY_SECRET, *node.node.sessions]
+
+
+def named(kind: str, uuid: str, name: str) -> str:
+    """How the provider's messages name a VM, an ISO or an image: `VM web-1 (dd4ec5f8…)`."""
+    return f"{kind} {name} ({uuid[:8]}…)"
+
+
+def slot(cdrom_uuid: str, device_id: int) -> str:
+    """How the provider's messages name a CD-ROM: `CD-ROM b7c281d2… (device 0)`."""
+    return f"CD-ROM {cdrom_uuid[:8]}… (device {device_id})"

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.engine import UNKNOWN, Engine, ProviderHost
-from tests.support import TYPE, host_config, writes
+from tests.support import TYPE, host_config, named, writes
 from zstack_iso.provider import IsoAttachmentProvider
 
 
@@ -76,7 +76,8 @@ def test_a_stack_lives_from_preview_to_destroy(sim, engine, host):
     assert plan.kinds["web-1-ubuntu"] == "replace"
     assert plan.steps["web-1-ubuntu"].diff.replaces == ["iso_uuid"]
     assert {k for k, v in plan.kinds.items() if v != "same"} == {"web-1-ubuntu"}
-    assert f"warning: ISO {ubuntu} on VM {web1}: the ISO was detached outside Pulumi" in host.stderr_text(mark)
+    where = f"{named('ISO', ubuntu, 'ubuntu-22.04-server.iso')} on {named('VM', web1, 'web-1')}"
+    assert f"warning: {where}: detached outside Pulumi" in host.stderr_text(mark)
     assert engine.refresh().raise_on_error().kinds["web-1-ubuntu"] == "delete"
     assert engine.up(resources).raise_on_error().kinds["web-1-ubuntu"] == "create"
     assert iso_slots(sim, web1)[ubuntu] == 0
@@ -137,7 +138,7 @@ def test_an_impossible_attachment_fails_with_a_message_naming_the_vm_and_iso(sim
     vm, iso = sim.vm("legacy-1"), sim.image("rescue.iso")
     result = engine.up({"legacy": {"vm_uuid": vm, "iso_uuid": iso}})
     message = result.errors["legacy"].message
-    assert f"cannot attach ISO {iso}: VM {vm} has no CD-ROM" in message
+    assert f"cannot attach {named('ISO', iso, 'rescue.iso')}: {named('VM', vm, 'legacy-1')} has no CD-ROM" in message
     assert engine.names() == []
 
 

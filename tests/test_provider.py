@@ -6,6 +6,7 @@ cover each rule of check/diff/create/read/update/delete one at a time, with the 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -13,7 +14,7 @@ import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.output import Unknown
 
-from tests.support import holders, writes
+from tests.support import holders, named, slot, writes
 from zstack_iso.provider import IsoAttachmentError, IsoAttachmentProvider
 
 NOT_A_UUID = "0123456789abcdef0123456789abcdef"
@@ -100,7 +101,14 @@ def test_create_attaches_to_the_empty_cdrom_with_the_lowest_device_id(sim, provi
     first = sim.cdroms(vm)[0]
     assert result.id == f"{vm}/{iso}"
     token = result.outs.pop("owner_token")
-    assert result.outs == {"vm_uuid": vm, "iso_uuid": iso, "cdrom_uuid": first["uuid"], "device_id": 0}
+    assert result.outs == {
+        "vm_uuid": vm,
+        "iso_uuid": iso,
+        "cdrom_uuid": first["uuid"],
+        "device_id": 0,
+        "vm_name": "web-1",
+        "iso_name": "ubuntu-22.04-server.iso",
+    }
     assert len(token) == 32
     assert first["isoUuid"] == iso
 
@@ -129,14 +137,15 @@ def test_create_adopts_an_iso_already_attached_in_the_wanted_slot_without_writin
     result = provider.create({"vm_uuid": vm, "iso_uuid": iso, "cdrom_uuid": second})
     assert result.outs["cdrom_uuid"] == second
     assert writes(sim) == []
-    assert f"adopted ISO {iso}" in capsys.readouterr().err
+    assert f"adopted {named('ISO', iso, 'rescue.iso')}" in capsys.readouterr().err
 
 
 def test_create_refuses_an_attached_iso_pinned_to_another_slot(sim, provider):
     vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
     first, third = sim.cdroms(vm)[0]["uuid"], sim.cdroms(vm)[2]["uuid"]
     attach_out_of_band(sim, vm, iso, first)
-    with pytest.raises(IsoAttachmentError, match=f"already attached to VM {vm} in CD-ROM {first}"):
+    where = f"on {named('VM', vm, 'web-1')} is already attached in CD-ROM {first}"
+    with pytest.raises(IsoAttachmentError, match=re.escape(where)):
         provider.create({"vm_uuid": vm, "iso_uuid": iso, "cdrom_uuid": third})
 
 
@@ -165,23 +174,24 @@ def test_create_gives_up_on_a_vm_that_stays_transitional_past_the_timeout(sim):
     )
     vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
     sim.hold_state(vm, "Migrating", 5)
-    with pytest.raises(IsoAttachmentError, match=f"VM {vm} stayed Migrating"):
+    with pytest.raises(IsoAttachmentError, match=re.escape(f"{named('VM', vm, 'web-1')} stayed Migrating")):
         provider.create({"vm_uuid": vm, "iso_uuid": iso})
     assert writes(sim) == []
 
 
 PRECONDITIONS = [
-    # (vm name or raw uuid, iso name or raw uuid, cdrom picker, expected message)
-    ("missing-vm", "rescue.iso", None, "VM {vm} does not exist"),
-    ("old-1", "rescue.iso", None, "VM {vm} is Destroyed"),
+    # (vm name or raw uuid, iso name or raw uuid, cdrom picker, expected message); {vm} is how messages name
+    # the VM: `VM web-1 (dd4ec5f8…)`, or `VM <uuid>` for a VM the node does not know
+    ("missing-vm", "rescue.iso", None, "{vm} does not exist"),
+    ("old-1", "rescue.iso", None, "{vm} is Destroyed"),
     ("web-1", "missing-iso", None, "no image with that UUID exists"),
     ("web-1", "centos-7-root", None, "it is a RootVolumeTemplate, not an ISO"),
     ("web-1", "drivers-disabled.iso", None, "the image is Disabled and Ready; it must be Enabled and Ready"),
     ("web-1", "installer-downloading.iso", None, "the image is Enabled and Downloading"),
-    ("web-1", "rescue.iso", "web-2's cdrom", "CD-ROM {cdrom} is not a CD-ROM of VM {vm}"),
-    ("web-1", "rescue.iso", "occupied", "CD-ROM {cdrom} (device 0) of VM {vm} already holds ISO"),
-    ("web-2", "rescue.iso", "full", "VM {vm} has no free CD-ROM"),
-    ("legacy-1", "rescue.iso", None, "VM {vm} has no CD-ROM"),
+    ("web-1", "rescue.iso", "web-2's cdrom", "CD-ROM {cdrom} is not a CD-ROM of {vm}"),
+    ("web-1", "rescue.iso", "occupied", "CD-ROM {cdrom} (device 0) of {vm} already holds ISO"),
+    ("web-2", "rescue.iso", "full", "{vm} has no free CD-ROM"),
+    ("legacy-1", "rescue.iso", None, "{vm} has no CD-ROM"),
 ]
 
 
@@ -199,7 +209,8 @@ def test_create_refuses_an_impossible_attachment_before_any_write(sim, provider,
     props = {"vm_uuid": vm, "iso_uuid": iso, **({"cdrom_uuid": cdrom_uuid} if cdrom_uuid else {})}
     with pytest.raises(IsoAttachmentError) as failure:
         provider.create(props)
-    assert message.format(vm=vm, cdrom=cdrom_uuid) in str(failure.value)
+    vm_named = f"VM {vm}" if vm_name == "missing-vm" else named("VM", vm, vm_name)
+    assert message.format(vm=vm_named, cdrom=cdrom_uuid) in str(failure.value)
     assert writes(sim) == []
 
 
@@ -254,7 +265,8 @@ def test_diff_shows_an_iso_detached_outside_pulumi_as_a_replacement_with_a_warni
     result = provider.diff(id_, outs, {k: outs[k] for k in ("vm_uuid", "iso_uuid")})
     assert result.changes is True and result.replaces == ["iso_uuid"]
     warning = capsys.readouterr().err
-    assert f"warning: ISO {outs['iso_uuid']} on VM {outs['vm_uuid']}: the ISO was detached outside Pulumi" in warning
+    iso, vm = named("ISO", outs["iso_uuid"], "ubuntu-22.04-server.iso"), named("VM", outs["vm_uuid"], "web-1")
+    assert f"warning: {iso} on {vm}: detached outside Pulumi" in warning
 
 
 def test_diff_shows_an_iso_moved_to_another_cdrom(sim, provider, attached, capsys):
@@ -265,7 +277,8 @@ def test_diff_shows_an_iso_moved_to_another_cdrom(sim, provider, attached, capsy
     attach_out_of_band(sim, vm, iso, third)
     result = provider.diff(id_, outs, {"vm_uuid": vm, "iso_uuid": iso})
     assert result.replaces == ["iso_uuid"]
-    assert f"moved outside Pulumi from CD-ROM {outs['cdrom_uuid']} to CD-ROM {third}" in capsys.readouterr().err
+    moved = f"moved outside Pulumi from {slot(outs['cdrom_uuid'], 0)} to {slot(third, 2)}"
+    assert moved in capsys.readouterr().err
 
 
 def test_diff_shows_a_destroyed_vm(sim, provider, attached, capsys):
@@ -338,7 +351,8 @@ def test_delete_of_an_already_detached_iso_succeeds_without_writing(sim, provide
     sim.clear_journal()
     provider.delete(id_, outs)
     assert writes(sim) == []
-    assert "is no longer attached" in capsys.readouterr().err
+    iso, vm = named("ISO", outs["iso_uuid"], "ubuntu-22.04-server.iso"), named("VM", outs["vm_uuid"], "web-1")
+    assert f"{iso} on {vm}: no longer attached" in capsys.readouterr().err
 
 
 def test_delete_after_the_vm_vanished_succeeds(sim, provider, attached):

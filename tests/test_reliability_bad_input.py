@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.engine import CheckFailed, ProviderError
-from tests.support import ERROR_PREFIX, engine_for, iso_slots, provider_host, writes
+from tests.support import ERROR_PREFIX, engine_for, iso_slots, named, provider_host, writes
 
 HINT = "a ZStack UUID: 32 hexadecimal characters without dashes, e.g. 7105b03e09794680b7ba1027f812c987"
 A_UUID = "0123456789abcdef0123456789abcdef"
@@ -113,10 +113,18 @@ def impossible_cases(sim) -> dict[str, tuple[dict[str, str], str]]:
     web1_cdroms = [c["uuid"] for c in sim.cdroms(web1)]
     web2_cdrom = sim.cdroms(web2)[0]["uuid"]
     no_vm = "ee" * 16
+    # How messages name what they are about: the name a reviewer knows, and the start of its UUID.
+    vm_web1, vm_web2, vm_legacy, vm_old = (
+        named("VM", web1, "web-1"),
+        named("VM", web2, "web-2"),
+        named("VM", legacy, "legacy-1"),
+        named("VM", old, "old-1"),
+    )
+    iso_rescue = named("ISO", rescue, "rescue.iso")
     return {
         "unknown VM": (
             {"vm_uuid": no_vm, "iso_uuid": rescue},
-            f"cannot attach ISO {rescue}: VM {no_vm} does not exist; check vm_uuid (recover a Destroyed VM first, "
+            f"cannot attach {iso_rescue}: VM {no_vm} does not exist; check vm_uuid (recover a Destroyed VM first, "
             "or remove this IsoAttachment)",
         ),
         "VM and ISO swapped": (
@@ -126,57 +134,57 @@ def impossible_cases(sim) -> dict[str, tuple[dict[str, str], str]]:
         ),
         "Destroyed VM": (
             {"vm_uuid": old, "iso_uuid": rescue},
-            f"cannot attach ISO {rescue}: VM {old} is Destroyed; check vm_uuid (recover a Destroyed VM first, "
+            f"cannot attach {iso_rescue}: {vm_old} is Destroyed; check vm_uuid (recover a Destroyed VM first, "
             "or remove this IsoAttachment)",
         ),
         "unknown ISO": (
             {"vm_uuid": web1, "iso_uuid": "ff" * 16},
-            f"cannot attach ISO {'ff' * 16} to VM {web1}: no image with that UUID exists; check iso_uuid",
+            f"cannot attach ISO {'ff' * 16} to {vm_web1}: no image with that UUID exists; check iso_uuid",
         ),
         "image that is not an ISO": (
             {"vm_uuid": web1, "iso_uuid": root},
-            f"cannot attach image {root} (centos-7-root) to VM {web1}: it is a RootVolumeTemplate, not an ISO; "
-            "iso_uuid must name an image whose media type is ISO",
+            f"cannot attach {named('image', root, 'centos-7-root')} to {vm_web1}: it is a RootVolumeTemplate, not "
+            "an ISO; iso_uuid must name an image whose media type is ISO",
         ),
         "disabled ISO": (
             {"vm_uuid": web1, "iso_uuid": disabled},
-            f"cannot attach ISO {disabled} (drivers-disabled.iso) to VM {web1}: the image is Disabled and Ready; "
-            "it must be Enabled and Ready (enable it, or wait for its download to finish)",
+            f"cannot attach {named('ISO', disabled, 'drivers-disabled.iso')} to {vm_web1}: the image is Disabled "
+            "and Ready; it must be Enabled and Ready (enable it, or wait for its download to finish)",
         ),
         "ISO still downloading": (
             {"vm_uuid": web1, "iso_uuid": downloading},
-            f"cannot attach ISO {downloading} (installer-downloading.iso) to VM {web1}: the image is Enabled and "
-            "Downloading; it must be Enabled and Ready (enable it, or wait for its download to finish)",
+            f"cannot attach {named('ISO', downloading, 'installer-downloading.iso')} to {vm_web1}: the image is "
+            "Enabled and Downloading; it must be Enabled and Ready (enable it, or wait for its download to finish)",
         ),
         "unknown CD-ROM": (
             {"vm_uuid": web1, "iso_uuid": rescue, "cdrom_uuid": "dd" * 16},
-            f"cannot attach ISO {rescue}: CD-ROM {'dd' * 16} is not a CD-ROM of VM {web1} (its CD-ROMs: "
+            f"cannot attach {iso_rescue}: CD-ROM {'dd' * 16} is not a CD-ROM of {vm_web1} (its CD-ROMs: "
             f"{_describe(sim, web1)}); set cdrom_uuid to one of them or omit it",
         ),
         "CD-ROM of another VM": (
             {"vm_uuid": web1, "iso_uuid": rescue, "cdrom_uuid": web2_cdrom},
-            f"cannot attach ISO {rescue}: CD-ROM {web2_cdrom} is not a CD-ROM of VM {web1} (its CD-ROMs: "
+            f"cannot attach {iso_rescue}: CD-ROM {web2_cdrom} is not a CD-ROM of {vm_web1} (its CD-ROMs: "
             f"{_describe(sim, web1)}); set cdrom_uuid to one of them or omit it",
         ),
         "CD-ROM already holding an ISO": (
             {"vm_uuid": web1, "iso_uuid": rescue, "cdrom_uuid": web1_cdroms[1]},
-            f"cannot attach ISO {rescue}: CD-ROM {web1_cdroms[1]} (device 1) of VM {web1} already holds ISO "
+            f"cannot attach {iso_rescue}: CD-ROM {web1_cdroms[1]} (device 1) of {vm_web1} already holds ISO "
             f"{virtio}; detach that ISO or pin another CD-ROM",
         ),
         "ISO already attached in another CD-ROM than pinned": (
             {"vm_uuid": web1, "iso_uuid": ubuntu, "cdrom_uuid": web1_cdroms[2]},
-            f"ISO {ubuntu} is already attached to VM {web1} in CD-ROM {web1_cdroms[0]} (device 0), not in the "
-            f"requested CD-ROM {web1_cdroms[2]}; ZStack allows an ISO once per VM: set cdrom_uuid to "
-            f"{web1_cdroms[0]}, or detach the ISO first",
+            f"{named('ISO', ubuntu, 'ubuntu-22.04-server.iso')} on {vm_web1} is already attached in CD-ROM "
+            f"{web1_cdroms[0]} (device 0), not in the requested CD-ROM {web1_cdroms[2]}; ZStack allows an ISO once "
+            f"per VM: set cdrom_uuid to {web1_cdroms[0]}, or detach the ISO first",
         ),
         "VM with every CD-ROM full": (
             {"vm_uuid": web2, "iso_uuid": rescue},
-            f"cannot attach ISO {rescue}: VM {web2} has no free CD-ROM (all 1 hold ISOs: {web2_cdrom} (device 0, "
+            f"cannot attach {iso_rescue}: {vm_web2} has no free CD-ROM (all 1 hold ISOs: {web2_cdrom} (device 0, "
             f"{ubuntu})); detach one of them, or add a CD-ROM (the VM must be Stopped; at most 3)",
         ),
         "VM with no CD-ROM": (
             {"vm_uuid": legacy, "iso_uuid": rescue},
-            f"cannot attach ISO {rescue}: VM {legacy} has no CD-ROM; add one with CreateVmCdRom (the VM must be "
+            f"cannot attach {iso_rescue}: {vm_legacy} has no CD-ROM; add one with CreateVmCdRom (the VM must be "
             "Stopped; at most 3 per VM)",
         ),
     }
@@ -227,8 +235,8 @@ def test_a_vm_in_a_state_that_never_allows_iso_operations_is_refused_by_name(sim
     sim.clear_journal()
     error = engine.up({"att": {"vm_uuid": vm, "iso_uuid": iso}}).errors["att"]
     assert error.message == (
-        f"{ERROR_PREFIX}cannot attach ISO {iso}: VM {vm} is in state {state}, and ZStack attaches or detaches ISOs "
-        "only in Running, Stopped or Paused; bring the VM back to one of them and retry"
+        f"{ERROR_PREFIX}cannot attach ISO {iso}: {named('VM', vm, 'web-1')} is in state {state}, and ZStack "
+        "attaches or detaches ISOs only in Running, Stopped or Paused; bring the VM back to one of them and retry"
     )
     assert writes(sim) == []
 
@@ -239,8 +247,9 @@ def test_the_same_attachment_declared_twice_fails_for_one_of_them_and_attaches_o
     assert len(result.errors) == 1
     ((loser, error),) = result.errors.items()
     assert error.message == (
-        f"{ERROR_PREFIX}ISO {iso} on VM {vm} is declared by two IsoAttachment resources in this deployment; an ISO "
-        "can be attached to a VM only once: remove the duplicate declaration"
+        f"{ERROR_PREFIX}{named('ISO', iso, 'rescue.iso')} on {named('VM', vm, 'web-1')} is declared by two "
+        "IsoAttachment resources in this deployment; an ISO can be attached to a VM only once: remove the duplicate "
+        "declaration"
     )
     assert [c["uuid"] for c in sim.cdroms(vm) if c.get("isoUuid") == iso] == [sim.cdroms(vm)[0]["uuid"]]
 

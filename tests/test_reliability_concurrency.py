@@ -17,6 +17,7 @@ from tests.support import (
     engine_for,
     holders,
     iso_slots,
+    named,
     node_invariants,
     provider_host,
     seed_with_farm,
@@ -81,9 +82,11 @@ def test_two_attachments_racing_for_the_last_cdrom_through_one_host_one_wins_one
         assert len(result.errors) == 1
         loser = next(iter(result.errors))
         winner_iso, loser_iso = (ubuntu, rescue) if loser == "a" else (rescue, ubuntu)
+        loser_name = "rescue.iso" if loser == "a" else "ubuntu-22.04-server.iso"
         message = result.errors[loser].message
         assert message == (
-            f"{ERROR_PREFIX}cannot attach ISO {loser_iso}: VM {vm} has no free CD-ROM (all 1 hold ISOs: "
+            f"{ERROR_PREFIX}cannot attach {named('ISO', loser_iso, loser_name)}: {named('VM', vm, 'web-2')} has no "
+            f"free CD-ROM (all 1 hold ISOs: "
             f"{only} (device 0, {winner_iso})); detach one of them, or add a CD-ROM (the VM must be Stopped; "
             "at most 3)"
         )
@@ -110,9 +113,11 @@ def test_two_deployments_racing_for_the_last_cdrom_one_wins_the_other_says_no_fr
     assert len(failed) == 1
     ((loser, error),) = failed[0].errors.items()
     loser_iso, winner_iso = (rescue, ubuntu) if loser == "a" else (ubuntu, rescue)
+    loser_name = "rescue.iso" if loser == "a" else "ubuntu-22.04-server.iso"
     assert isinstance(error, ProviderError)
     assert error.message.startswith(
-        f"{ERROR_PREFIX}cannot attach ISO {loser_iso}: VM {vm} has no free CD-ROM (all 1 hold ISOs: "
+        f"{ERROR_PREFIX}cannot attach {named('ISO', loser_iso, loser_name)}: {named('VM', vm, 'web-2')} has no "
+        f"free CD-ROM (all 1 hold ISOs: "
         f"{only} (device 0, {winner_iso})); detach one of them, or add a CD-ROM (the VM must be Stopped; "
         f"at most 3): SYS.1006"
     ), error.message

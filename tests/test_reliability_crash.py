@@ -21,6 +21,7 @@ from tests.support import (
     engine_for,
     holders,
     iso_slots,
+    named,
     provider_host,
     requests_to,
 )
@@ -58,7 +59,8 @@ def test_a_new_host_adopts_an_attach_whose_host_was_killed_before_answering(sim,
     with provider_host(simulator.url) as old_host:
         crashed = engine_for(old_host)
         runner = in_background(lambda: crashed.up(declared))
-        kill_after_submit(old_host, sim, "POST", f"/vm-instances/{vm}/iso/{iso}", f"attaching ISO {iso}")
+        attaching = f"attaching {named('ISO', iso, 'rescue.iso')}"
+        kill_after_submit(old_host, sim, "POST", f"/vm-instances/{vm}/iso/{iso}", attaching)
         runner.join(10)
     assert crashed.names() == []  # the crashed run recorded nothing: the engine retries the create
     if job_still_running:
@@ -76,7 +78,7 @@ def test_a_new_host_adopts_an_attach_whose_host_was_killed_before_answering(sim,
     assert disagreements(engine, sim) == []
     assert counters(sim)["jobs"] == 1  # the new host never submitted a second attach
     if not job_still_running:
-        assert f"adopted ISO {iso} already attached to VM {vm}" in log
+        assert f"adopted {named('ISO', iso, 'rescue.iso')} on {named('VM', vm, 'web-1')}, already attached" in log
 
 
 @pytest.mark.parametrize("job_still_running", [True, False], ids=["job-still-running", "job-finished"])
@@ -89,7 +91,8 @@ def test_a_new_host_finishes_a_detach_whose_host_was_killed_before_answering(sim
         sim.config(jobSeconds=LONG_JOB)
         sim.clear_journal()
         runner = in_background(crashed.destroy)
-        kill_after_submit(old_host, sim, "DELETE", f"/vm-instances/{vm}/iso", f"detaching ISO {iso}")
+        detaching = f"detaching {named('ISO', iso, 'rescue.iso')}"
+        kill_after_submit(old_host, sim, "DELETE", f"/vm-instances/{vm}/iso", detaching)
         runner.join(10)
     assert crashed.names() == ["att"]  # the delete never answered: the resource is still in the state
     if job_still_running:

@@ -19,6 +19,7 @@ from tests.support import (
     disagreements,
     engine_for,
     holders,
+    named,
     provider_host,
     wait_quiet,
 )
@@ -99,7 +100,8 @@ def expected_message(step: str, call: str, action: str, vm: str, iso: str) -> st
         "create": f"attaching ISO {iso} to VM {vm} failed: ",
         "delete": f"detaching ISO {iso} from VM {vm} failed: ",
         "read": f"refresh of ISO {iso} on VM {vm}: reading the VM failed: ",
-        "diff": f"looking for changes to ISO {iso} on VM {vm} made outside Pulumi: reading the VM failed: ",
+        "diff": f"looking for changes to {named('ISO', iso, 'rescue.iso')} on {named('VM', vm, 'web-1')} made "
+        "outside Pulumi: reading the VM failed: ",
     }[step]
     api = {
         "login": "LogInByAccount, PUT /zstack/v1/accounts/login",

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from tests.engine import ProviderError
 from tests.simctl import SimCtl
-from tests.support import ERROR_PREFIX, ISOS, disagreements, engine_for, holders, iso_slots, provider_host
+from tests.support import ERROR_PREFIX, ISOS, disagreements, engine_for, holders, iso_slots, named, provider_host
 
 VMS = ("web-1", "web-2", "db-1")
 PROFILE = settings(
@@ -31,12 +31,18 @@ PROFILE = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+# How messages name a VM or an ISO: `VM web-1 (dd4ec5f8…)`; the groups are the name and the UUID's start.
+VM, ISO = r"VM (?P<vm>\S+) \((?P<vm_start>[0-9a-f]{8})…\)", r"ISO (?P<iso>\S+) \((?P<iso_start>[0-9a-f]{8})…\)"
 # The failures a user may meet here, each with the fact about the node it claims.
 KNOWN_FAILURES = {
-    "destroyed": re.compile(r"cannot attach ISO (\w+): VM (\w+) is Destroyed"),
-    "full": re.compile(r"cannot attach ISO (\w+): VM (\w+) has no free CD-ROM"),
-    "occupied": re.compile(r"cannot attach ISO (\w+): CD-ROM (\w+) \(device \d\) of VM (\w+) already holds ISO (\w+)"),
-    "pinned elsewhere": re.compile(r"ISO (\w+) is already attached to VM (\w+) in CD-ROM (\w+) \(device \d\), not in"),
+    "destroyed": re.compile(rf"cannot attach {ISO}: {VM} is Destroyed"),
+    "full": re.compile(rf"cannot attach {ISO}: {VM} has no free CD-ROM"),
+    "occupied": re.compile(
+        rf"cannot attach {ISO}: CD-ROM (?P<cdrom>\w+) \(device \d\) of {VM} already holds ISO (?P<held>\w+)"
+    ),
+    "pinned elsewhere": re.compile(
+        rf"{ISO} on {VM} is already attached in CD-ROM (?P<cdrom>\w+) \(device \d\), not in"
+    ),
 }
 
 
@@ -128,15 +134,18 @@ class Attachments(RuleBasedStateMachine):
         text = message[len(ERROR_PREFIX) :]
         kind, match = next(((k, m) for k, p in KNOWN_FAILURES.items() if (m := p.match(text))), (None, None))
         assert match is not None, f"unexpected failure: {message}"
+        # The names stand for the VM and ISO they name, and the UUIDs' starts are theirs.
+        vm, iso = self.uuid[match["vm"]], self.uuid[match["iso"]]
+        assert (match["vm_start"], match["iso_start"]) == (vm[:8], iso[:8]), message
         if kind == "destroyed":
-            assert self.ctl.vm_inventory(match[2])["state"] == "Destroyed"
+            assert self.ctl.vm_inventory(vm)["state"] == "Destroyed"
         elif kind == "full":
-            assert all(c.get("isoUuid") for c in self.ctl.cdroms(match[2]))
-            assert match[1] not in iso_slots(self.ctl, match[2])
+            assert all(c.get("isoUuid") for c in self.ctl.cdroms(vm))
+            assert iso not in iso_slots(self.ctl, vm)
         elif kind == "occupied":
-            assert iso_slots(self.ctl, match[3]).get(match[4]) == match[2]
+            assert iso_slots(self.ctl, vm).get(match["held"]) == match["cdrom"]
         else:
-            assert iso_slots(self.ctl, match[2]).get(match[1]) == match[3]
+            assert iso_slots(self.ctl, vm).get(iso) == match["cdrom"]
 
     @invariant()
     def node_rules_hold(self) -> None:
@@ -199,7 +208,7 @@ def renamed(sim, simulator) -> tuple[Stack, dict[str, str]]:
     stack.run("up", {"old": pair}).raise_on_error()
     result = stack.run("up", {"new": pair}).raise_on_error()
     assert result.kinds == {"new": "create", "old": "delete"}
-    assert f"adopted ISO {pair['iso_uuid']}" in stack.log
+    assert f"adopted {named('ISO', pair['iso_uuid'], 'rescue.iso')}" in stack.log
     return stack, pair
 
 
