@@ -38,6 +38,8 @@ from .errors import CLIENT_JOB_LOST, CLIENT_TIMEOUT, CLIENT_TLS, ZStackError
 from .models import Image, VmCdRom, VmInstance
 
 INPUTS = ("vm_uuid", "iso_uuid", "cdrom_uuid")
+# The outputs that say where the ISO is; a refresh that finds them changed rewrites the inputs too.
+PLACEMENT = ("vm_uuid", "iso_uuid", "cdrom_uuid", "device_id")
 _UUID = re.compile(r"^[0-9a-f]{32}$")
 _UUID_HINT = "a ZStack UUID: 32 hexadecimal characters without dashes, e.g. 7105b03e09794680b7ba1027f812c987"
 
@@ -144,7 +146,7 @@ class IsoAttachmentProvider(ResourceProvider):
             replaces.append("cdrom_uuid")
         if not replaces:
             # Diff runs in `pulumi up` as well as in a preview: name what it does, not the command.
-            where = f"ISO {olds['iso_uuid']} on VM {olds['vm_uuid']}"
+            where = _where(olds)
             with _explained(f"looking for changes to {where} made outside Pulumi: reading the VM"):
                 drift = self._drift(olds)
             if drift:
@@ -160,18 +162,19 @@ class IsoAttachmentProvider(ResourceProvider):
         vm_uuid, iso_uuid, slot = olds["vm_uuid"], olds["iso_uuid"], olds.get("cdrom_uuid")
         runtime = self._rt()
         vm = runtime.shared_read(vm_uuid)
-        where = f"ISO {iso_uuid} on VM {vm_uuid}"
+        where = _where(olds, vm)
         if vm is None:
             return f"{where}: the VM no longer exists; the attachment will be replaced (and fail unless the VM returns)"
         if vm.is_gone:
             return f"{where}: the VM is {vm.state}; the attachment will be replaced"
         holder = _cdrom_holding(vm, iso_uuid)
+        was = _slot(slot, olds.get("device_id"))
         if holder is None:
-            return f"{where}: the ISO was detached outside Pulumi (was in CD-ROM {slot}); it will be attached again"
+            return f"{where}: detached outside Pulumi (was in {was}); it will be attached again"
         if slot is not None and holder.uuid != slot:
             return (
-                f"{where}: the ISO was moved outside Pulumi from CD-ROM {slot} to CD-ROM {holder.uuid} "
-                f"(device {holder.device_id}); it will be detached and attached again"
+                f"{where}: moved outside Pulumi from {was} to {_slot(holder.uuid, holder.device_id)}; "
+                "it will be detached and attached again"
             )
         return None
 
@@ -184,54 +187,63 @@ class IsoAttachmentProvider(ResourceProvider):
         deadline = runtime.deadline()
         with _explained(f"attaching ISO {iso_uuid} to VM {vm_uuid}"), runtime.vm_lock(vm_uuid, deadline, purpose):
             vm = runtime.settled_vm(vm_uuid, purpose, deadline)
+            image = runtime.client.get_image(iso_uuid)
+            iso = _named("image" if image is not None and not image.is_iso else "ISO", iso_uuid, image and image.name)
             if vm is None or vm.is_gone:
                 state = "does not exist" if vm is None else f"is {vm.state}"
                 raise IsoAttachmentError(
-                    f"cannot attach ISO {iso_uuid}: VM {vm_uuid} {state}; check vm_uuid "
-                    f"(recover a Destroyed VM first, or remove this IsoAttachment)"
+                    f"cannot attach {iso}: {_named('VM', vm_uuid, vm and vm.name)} {state}; check vm_uuid "
+                    "(recover a Destroyed VM first, or remove this IsoAttachment)"
                 )
             holder = _cdrom_holding(vm, iso_uuid)
             if holder is not None:
                 # Adopting writes nothing, so the image's state does not matter (it may be Disabled by now).
-                return self._adopt(runtime, vm, iso_uuid, pinned, holder)
-            _check_iso(runtime.client.get_image(iso_uuid), iso_uuid, vm_uuid)
-            target = _choose_cdrom(vm, iso_uuid, pinned)
+                return self._adopt(runtime, vm, iso_uuid, image, pinned, holder)
+            _check_iso(image, iso, vm)
+            target = _choose_cdrom(vm, iso, pinned)
             pulumi.log.info(
-                f"attaching ISO {iso_uuid} to VM {vm_uuid} (CD-ROM {target.uuid}, device {target.device_id})"
+                f"attaching {iso} to {_named('VM', vm.uuid, vm.name)} ({_slot(target.uuid, target.device_id)})"
             )
-            vm = _attach(runtime, vm, iso_uuid, pinned)
+            vm = _attach(runtime, vm, iso_uuid, iso, pinned)
             holder = _cdrom_holding(vm, iso_uuid)  # report the slot ZStack really used
             if holder is None:
                 raise IsoAttachmentError(
-                    f"ZStack reported ISO {iso_uuid} attached to VM {vm_uuid}, but no CD-ROM of the VM holds it; "
+                    f"ZStack reported {iso} attached to VM {vm_uuid}, but no CD-ROM of the VM holds it; "
                     "run `pulumi refresh` and try again"
                 )
             token = runtime.claim(vm_uuid, iso_uuid, replace_stale=True)
             pulumi.log.info(
-                f"attached ISO {iso_uuid} to VM {vm_uuid} in CD-ROM {holder.uuid} (device {holder.device_id})"
+                f"attached {iso} to {_named('VM', vm.uuid, vm.name)} in {_slot(holder.uuid, holder.device_id)}"
             )
-            return CreateResult(_id(vm_uuid, iso_uuid), _outputs(vm_uuid, iso_uuid, holder, token))
+            return CreateResult(_id(vm_uuid, iso_uuid), _outputs(vm, iso_uuid, image, holder, token))
 
     def _adopt(
-        self, runtime: _Runtime, vm: VmInstance, iso_uuid: str, pinned: str | None, holder: VmCdRom
+        self,
+        runtime: _Runtime,
+        vm: VmInstance,
+        iso_uuid: str,
+        image: Image | None,
+        pinned: str | None,
+        holder: VmCdRom,
     ) -> CreateResult:
+        where = f"{_named('ISO', iso_uuid, image and image.name)} on {_named('VM', vm.uuid, vm.name)}"
         if pinned is not None and holder.uuid != pinned:
             raise IsoAttachmentError(
-                f"ISO {iso_uuid} is already attached to VM {vm.uuid} in CD-ROM {holder.uuid} "
-                f"(device {holder.device_id}), not in the requested CD-ROM {pinned}; ZStack allows an ISO once "
-                f"per VM: set cdrom_uuid to {holder.uuid}, or detach the ISO first"
+                f"{where} is already attached in CD-ROM {holder.uuid} (device {holder.device_id}), not in the "
+                f"requested CD-ROM {pinned}; ZStack allows an ISO once per VM: set cdrom_uuid to {holder.uuid}, "
+                "or detach the ISO first"
             )
         token = runtime.claim(vm.uuid, iso_uuid)
         if token is None:
             raise IsoAttachmentError(
-                f"ISO {iso_uuid} on VM {vm.uuid} is declared by two IsoAttachment resources in this deployment; "
-                "an ISO can be attached to a VM only once: remove the duplicate declaration"
+                f"{where} is declared by two IsoAttachment resources in this deployment; an ISO can be attached "
+                "to a VM only once: remove the duplicate declaration"
             )
         pulumi.log.info(
-            f"adopted ISO {iso_uuid} already attached to VM {vm.uuid} in CD-ROM {holder.uuid} "
-            f"(device {holder.device_id}); nothing was changed on ZStack"
+            f"adopted {where}, already attached in {_slot(holder.uuid, holder.device_id)}; "
+            "nothing was changed on ZStack"
         )
-        return CreateResult(_id(vm.uuid, iso_uuid), _outputs(vm.uuid, iso_uuid, holder, token))
+        return CreateResult(_id(vm.uuid, iso_uuid), _outputs(vm, iso_uuid, image, holder, token))
 
     # -- read -------------------------------------------------------------------------------------------
 
@@ -244,10 +256,12 @@ class IsoAttachmentProvider(ResourceProvider):
         if holder is None:
             runtime.release(vm_uuid, iso_uuid, props.get("owner_token"))
             return ReadResult("", {})
-        outputs = _outputs(vm_uuid, iso_uuid, holder, props.get("owner_token"))
-        if all(props.get(key) == value for key, value in outputs.items()):
+        outputs = _outputs(vm, iso_uuid, None, holder, props.get("owner_token"))
+        if props.get("iso_name"):
+            outputs["iso_name"] = props["iso_name"]  # a VM read does not name its ISOs
+        if all(props.get(key) == outputs[key] for key in PLACEMENT):
             # Unchanged: the stored inputs are still true, and keeping them (pinned or not) means a refresh
-            # never flaps against the program's own declaration.
+            # never flaps against the program's own declaration. Names may change; they are outputs only.
             return ReadResult(_id(vm_uuid, iso_uuid), outputs)
         inputs = {"vm_uuid": vm_uuid, "iso_uuid": iso_uuid, "cdrom_uuid": holder.uuid}
         return ReadResult(_id(vm_uuid, iso_uuid), outputs, inputs)
@@ -272,28 +286,29 @@ class IsoAttachmentProvider(ResourceProvider):
                 # A resource of this deployment attached or adopted the same pair after this one was made: a
                 # rename without `aliases` creates the new resource before it deletes the old one.
                 pulumi.log.info(
-                    f"ISO {iso_uuid} on VM {vm_uuid} is now managed by another IsoAttachment of this deployment "
+                    f"{_where(props)} is now managed by another IsoAttachment of this deployment "
                     "(renamed without aliases?); leaving it attached"
                 )
                 return
             try:
                 vm = runtime.settled_vm(vm_uuid, purpose, deadline)
+                where = _where(props, vm)
                 if vm is None or vm.is_gone:
                     state = "no longer exists" if vm is None else f"is {vm.state}"
-                    pulumi.log.info(f"ISO {iso_uuid}: VM {vm_uuid} {state}; nothing to detach")
+                    pulumi.log.info(f"{where}: the VM {state}; nothing to detach")
                     return
                 holder = _cdrom_holding(vm, iso_uuid)
                 if holder is None:
-                    pulumi.log.info(f"ISO {iso_uuid} is no longer attached to VM {vm_uuid}; nothing to detach")
+                    pulumi.log.info(f"{where}: no longer attached; nothing to detach")
                     return
-                pulumi.log.info(f"detaching ISO {iso_uuid} from VM {vm_uuid} (CD-ROM {holder.uuid})")
+                pulumi.log.info(f"detaching {where} ({_slot(holder.uuid, holder.device_id)})")
                 vm = _detach(runtime, vm, iso_uuid)
                 if vm is not None and _cdrom_holding(vm, iso_uuid) is not None:
                     raise IsoAttachmentError(
-                        f"ZStack reported ISO {iso_uuid} detached from VM {vm_uuid}, but it is still attached; "
-                        "run `pulumi refresh` and try again"
+                        f"ZStack reported {where} detached, but it is still attached; run `pulumi refresh` and "
+                        "try again"
                     )
-                pulumi.log.info(f"detached ISO {iso_uuid} from VM {vm_uuid}")
+                pulumi.log.info(f"detached {where}")
             finally:
                 runtime.release(vm_uuid, iso_uuid, token)
 
@@ -408,14 +423,14 @@ class _Runtime:
                 if err.code != CLIENT_TIMEOUT:
                     raise
                 raise IsoAttachmentError(
-                    f"cannot {purpose}: VM {vm_uuid} stayed {vm.state} for more than "
+                    f"cannot {purpose}: {_named('VM', vm_uuid, vm.name)} stayed {vm.state} for more than "
                     f"{self.settings.job_timeout:g} s (zstack:jobTimeout); retry once it is Running or Stopped"
                 ) from err
         if vm is None or vm.is_gone or vm.allows_iso_operations:
             return vm
         raise IsoAttachmentError(
-            f"cannot {purpose}: VM {vm_uuid} is in state {vm.state}, and ZStack attaches or detaches "
-            "ISOs only in Running, Stopped or Paused; bring the VM back to one of them and retry"
+            f"cannot {purpose}: {_named('VM', vm_uuid, vm.name)} is in state {vm.state}, and ZStack attaches or "
+            "detaches ISOs only in Running, Stopped or Paused; bring the VM back to one of them and retry"
         )
 
     def shared_read(self, vm_uuid: str) -> VmInstance | None:
@@ -465,7 +480,7 @@ class _Read:
 # -- jobs ------------------------------------------------------------------------------------------------
 
 
-def _attach(runtime: _Runtime, seen: VmInstance, iso_uuid: str, pinned: str | None) -> VmInstance | None:
+def _attach(runtime: _Runtime, seen: VmInstance, iso_uuid: str, iso: str, pinned: str | None) -> VmInstance | None:
     """Run the attach job and return the VM as the node left it; the node's state decides what a failure did."""
     key = _job_key("attach", seen, iso_uuid, pinned)
     for attempt in (1, 2):
@@ -478,7 +493,7 @@ def _attach(runtime: _Runtime, seen: VmInstance, iso_uuid: str, pinned: str | No
             vm = runtime.client.get_vm(seen.uuid)
             if _cdrom_holding(vm, iso_uuid) is not None:
                 return vm
-            _raise_for_full(vm, iso_uuid, err)
+            _raise_for_full(vm, iso, err)
             if not _resubmit_lost(err, attempt, f"attach ISO {iso_uuid} to VM {seen.uuid}"):
                 raise
     raise AssertionError("unreachable")
@@ -522,61 +537,59 @@ def _job_key(action: str, seen: VmInstance, iso_uuid: str, pinned: str | None = 
 # -- rules -----------------------------------------------------------------------------------------------
 
 
-def _check_iso(image: Image | None, iso_uuid: str, vm_uuid: str) -> None:
+def _check_iso(image: Image | None, iso: str, vm: VmInstance) -> None:
     """Refuse, before any write, an image ZStack would reject or that a strict node refuses (§5.2, §8)."""
+    target = _named("VM", vm.uuid, vm.name)
     if image is None:
-        raise IsoAttachmentError(
-            f"cannot attach ISO {iso_uuid} to VM {vm_uuid}: no image with that UUID exists; check iso_uuid"
-        )
+        raise IsoAttachmentError(f"cannot attach {iso} to {target}: no image with that UUID exists; check iso_uuid")
     if not image.is_iso:
         raise IsoAttachmentError(
-            f"cannot attach image {iso_uuid} ({image.name}) to VM {vm_uuid}: it is a {image.media_type}, "
-            "not an ISO; iso_uuid must name an image whose media type is ISO"
+            f"cannot attach {iso} to {target}: it is a {image.media_type}, not an ISO; iso_uuid must name an "
+            "image whose media type is ISO"
         )
     if not image.is_enabled_and_ready:
         raise IsoAttachmentError(
-            f"cannot attach ISO {iso_uuid} ({image.name}) to VM {vm_uuid}: the image is {image.state} and "
-            f"{image.status}; it must be Enabled and Ready (enable it, or wait for its download to finish)"
+            f"cannot attach {iso} to {target}: the image is {image.state} and {image.status}; it must be "
+            "Enabled and Ready (enable it, or wait for its download to finish)"
         )
 
 
-def _choose_cdrom(vm: VmInstance, iso_uuid: str, pinned: str | None) -> VmCdRom:
+def _choose_cdrom(vm: VmInstance, iso: str, pinned: str | None) -> VmCdRom:
     """The CD-ROM ZStack will use: the pinned one, or the empty one with the lowest device id (§5.2 step 8)."""
     cdroms = vm.cdroms  # in device order
+    target = _named("VM", vm.uuid, vm.name)
     if pinned is not None:
         mine = vm.cdrom(pinned)
         if mine is None:
             raise IsoAttachmentError(
-                f"cannot attach ISO {iso_uuid}: CD-ROM {pinned} is not a CD-ROM of VM {vm.uuid} "
+                f"cannot attach {iso}: CD-ROM {pinned} is not a CD-ROM of {target} "
                 f"(its CD-ROMs: {_describe(cdroms)}); set cdrom_uuid to one of them or omit it"
             )
         if mine.iso_uuid is not None:
             raise IsoAttachmentError(
-                f"cannot attach ISO {iso_uuid}: CD-ROM {pinned} (device {mine.device_id}) of VM {vm.uuid} "
+                f"cannot attach {iso}: CD-ROM {pinned} (device {mine.device_id}) of {target} "
                 f"already holds ISO {mine.iso_uuid}; detach that ISO or pin another CD-ROM"
             )
     if not vm.empty_cdroms:
-        raise _full_error(vm.uuid, iso_uuid, cdroms)
+        raise _full_error(target, iso, cdroms)
     return mine if pinned is not None else vm.empty_cdroms[0]
 
 
-def _raise_for_full(vm: VmInstance | None, iso_uuid: str, err: ZStackError) -> None:
+def _raise_for_full(vm: VmInstance | None, iso: str, err: ZStackError) -> None:
     """A failed attach to a VM whose CD-ROMs all hold ISOs now lost a race for the last one (§10)."""
     if vm is not None and vm.cdroms and not vm.empty_cdroms:
-        raise _full_error(vm.uuid, iso_uuid, vm.cdroms, err) from err
+        raise _full_error(_named("VM", vm.uuid, vm.name), iso, vm.cdroms, err) from err
 
 
-def _full_error(
-    vm_uuid: str, iso_uuid: str, cdroms: list[VmCdRom], cause: ZStackError | None = None
-) -> IsoAttachmentError:
+def _full_error(target: str, iso: str, cdroms: list[VmCdRom], cause: ZStackError | None = None) -> IsoAttachmentError:
     if not cdroms:
         return IsoAttachmentError(
-            f"cannot attach ISO {iso_uuid}: VM {vm_uuid} has no CD-ROM; add one with CreateVmCdRom "
+            f"cannot attach {iso}: {target} has no CD-ROM; add one with CreateVmCdRom "
             "(the VM must be Stopped; at most 3 per VM)",
             cause,
         )
     return IsoAttachmentError(
-        f"cannot attach ISO {iso_uuid}: VM {vm_uuid} has no free CD-ROM (all {len(cdroms)} hold ISOs: "
+        f"cannot attach {iso}: {target} has no free CD-ROM (all {len(cdroms)} hold ISOs: "
         f"{_describe(cdroms)}); detach one of them, or add a CD-ROM (the VM must be Stopped; at most 3)",
         cause,
     )
@@ -592,12 +605,44 @@ def _cdrom_holding(vm: VmInstance | None, iso_uuid: str) -> VmCdRom | None:
     return None if vm is None else vm.cdrom_with_iso(iso_uuid)
 
 
-def _outputs(vm_uuid: str, iso_uuid: str, cdrom: VmCdRom, owner_token: str | None) -> dict[str, Any]:
-    outputs = {"vm_uuid": vm_uuid, "iso_uuid": iso_uuid, "cdrom_uuid": cdrom.uuid, "device_id": cdrom.device_id}
+def _outputs(
+    vm: VmInstance, iso_uuid: str, image: Image | None, cdrom: VmCdRom, owner_token: str | None
+) -> dict[str, Any]:
+    outputs: dict[str, Any] = {
+        "vm_uuid": vm.uuid,
+        "iso_uuid": iso_uuid,
+        "cdrom_uuid": cdrom.uuid,
+        "device_id": cdrom.device_id,
+    }
+    # For people reading previews, logs and stack outputs; never compared (names change freely on ZStack).
+    if vm.name:
+        outputs["vm_name"] = vm.name
+    if image is not None and image.name:
+        outputs["iso_name"] = image.name
     if owner_token is not None:
         # Tells this resource from an older one for the same pair (see `delete`); state only, never an input.
         outputs["owner_token"] = owner_token
     return outputs
+
+
+def _named(kind: str, uuid: str, name: str | None) -> str:
+    """`VM web-1 (dd4ec5f8…)`: the name a reviewer knows, and enough of the UUID to tell namesakes apart;
+    the whole UUID when the name is unknown."""
+    return f"{kind} {name} ({uuid[:8]}…)" if name else f"{kind} {uuid}"
+
+
+def _where(props: dict[str, Any], vm: VmInstance | None = None) -> str:
+    """`ISO tools.iso (ff4d2c3e…) on VM lab-vm (9c35a1b2…)`, from stored outputs and, when read, the VM."""
+    vm_name = vm.name if vm is not None and vm.name else props.get("vm_name")
+    return f"{_named('ISO', props['iso_uuid'], props.get('iso_name'))} on {_named('VM', props['vm_uuid'], vm_name)}"
+
+
+def _slot(cdrom_uuid: str | None, device_id: Any) -> str:
+    """`CD-ROM 13baa35b… (device 0)`."""
+    if cdrom_uuid is None:
+        return "a CD-ROM"
+    device = f" (device {_shown(device_id)})" if device_id is not None else ""
+    return f"CD-ROM {cdrom_uuid[:8]}…{device}"
 
 
 def _id(vm_uuid: str, iso_uuid: str) -> str:

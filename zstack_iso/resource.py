@@ -58,6 +58,10 @@ class IsoAttachment(Resource, module="zstack", name="IsoAttachment"):
     """The CD-ROM that holds the ISO (the pinned one, or the one ZStack picked)."""
     device_id: pulumi.Output[int]
     """The CD-ROM's device id on the VM (0 is the boot CD-ROM)."""
+    vm_name: pulumi.Output[str]
+    """The VM's name on ZStack when it was last read (for people; changing it on ZStack changes nothing)."""
+    iso_name: pulumi.Output[str]
+    """The ISO image's name on ZStack when it was attached or adopted."""
 
     @overload
     def __init__(
@@ -81,7 +85,10 @@ class IsoAttachment(Resource, module="zstack", name="IsoAttachment"):
             "vm_uuid": args_obj.vm_uuid,
             "iso_uuid": args_obj.iso_uuid,
             "cdrom_uuid": args_obj.cdrom_uuid,
-            "device_id": None,  # output only: declared so that it becomes an attribute
+            # Outputs only: declared so that they become attributes.
+            "device_id": None,
+            "vm_name": None,
+            "iso_name": None,
         }
         super().__init__(IsoAttachmentProvider(), resource_name, props, opts)
 
