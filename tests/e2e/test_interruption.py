@@ -1,0 +1,112 @@
+"""`pulumi up` interrupted while an attach job runs on the node: what a user runs next converges, and no job is
+submitted twice (the simulator's journal counts the jobs it accepted).
+
+After Ctrl-C (SIGINT) the CLI waits for the operation in flight and records it: `pulumi up` again is enough.
+After `kill -9` it leaves its lock and a pending create: `pulumi cancel` removes the lock, `pulumi refresh
+--clear-pending-creates` drops the pending record, and `pulumi up` creates the attachment again without a
+second job (the provider adopts the attach that completed meanwhile, or waits for the job still running).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.conftest import Project, attach_jobs
+from tests.support import iso_slots
+
+JOB_SECONDS = 4.0  # long enough to interrupt the CLI in the middle of the attach job
+
+
+def _start_up(project: Project) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [project.cli, "up", "--yes", "--skip-preview"],
+        cwd=project.dir,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: the test can clean up what the CLI leaves behind
+    )
+
+
+def _wait_for_attach_job(project: Project, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not attach_jobs(project.sim):
+        assert time.monotonic() < deadline, "the CLI never submitted the attach job"
+        time.sleep(0.05)
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """What the CLI leaves behind after kill -9 (the SDK's provider host never notices its parent died)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def slow_jobs(project: Project) -> Project:
+    project.sim.config(jobSeconds=JOB_SECONDS)
+    web1, rescue = project.sim.vm("web-1"), project.sim.image("rescue.iso")
+    project.declare({"a": {"vm_uuid": web1, "iso_uuid": rescue}})
+    project.sim.clear_journal()
+    return project
+
+
+def test_ctrl_c_during_an_attach_lets_it_finish_and_the_next_up_changes_nothing(slow_jobs: Project):
+    project, sim = slow_jobs, slow_jobs.sim
+    web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
+    cli = _start_up(project)
+    try:
+        _wait_for_attach_job(project)
+        cli.send_signal(signal.SIGINT)
+        out, _ = cli.communicate(timeout=120)
+    finally:
+        _kill_group(cli)
+
+    assert "cancelling" in out.lower()
+    assert rescue in iso_slots(sim, web1)  # the attach job was not abandoned
+    assert project.pending_operations() == []
+    assert "a" in project.resources()
+
+    again = project.up()
+
+    assert "2 unchanged" in again.stdout
+    assert attach_jobs(sim) == [f"{web1}/iso/{rescue}"]
+
+
+@pytest.mark.parametrize("when", ["job still running", "job finished"])
+def test_kill_9_during_an_attach_then_cancel_and_up_converge_without_a_second_job(slow_jobs: Project, when: str):
+    project, sim = slow_jobs, slow_jobs.sim
+    web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
+    cli = _start_up(project)
+    try:
+        _wait_for_attach_job(project)
+        cli.kill()
+        cli.communicate(timeout=30)
+        if when == "job finished":
+            time.sleep(JOB_SECONDS + 1)
+
+        locked = project.up(check=False)
+
+        assert locked.code != 0
+        assert "the stack is currently locked" in locked.output and "pulumi cancel" in locked.output
+
+        project.pulumi("cancel", "--yes")
+        # The interrupted create is recorded as pending; a refresh drops that record (the CLI asks first,
+        # unless told with --clear-pending-creates), then `up` creates the attachment once more.
+        project.refresh("--clear-pending-creates")
+        assert project.pending_operations() == []
+        up = project.up()
+    finally:
+        _kill_group(cli)
+
+    assert rescue in iso_slots(sim, web1)
+    assert attach_jobs(sim) == [f"{web1}/iso/{rescue}"]  # one job, whatever the moment of the kill
+    assert project.pending_operations() == []
+    project.preview("--expect-no-changes")
