@@ -102,7 +102,7 @@ def test_kill_9_during_an_attach_then_cancel_and_up_converge_without_a_second_jo
         # unless told with --clear-pending-creates), then `up` creates the attachment once more.
         project.refresh("--clear-pending-creates")
         assert project.pending_operations() == []
-        up = project.up()
+        project.up()
     finally:
         _kill_group(cli)
 
