@@ -25,7 +25,6 @@ import sys
 import threading
 from concurrent import futures
 from pathlib import Path
-
 from shutil import which
 
 import grpc
