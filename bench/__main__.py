@@ -1,6 +1,6 @@
 """`python -m bench` (`make bench`): the whole suite on one simulator, then one table on stdout.
 
-    .venv/bin/python -m bench [--runs N] [--only attach,logins,throughput,preview,cold_start]
+    .venv/bin/python -m bench [--runs N] [--only attach,logins,throughput,preview,cold_start,cli]
                               [--simulator subprocess|inprocess]
 
 Progress goes to stderr. `--runs` overrides every benchmark's number of runs (attach 5, the others 3).
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from bench import bench_attach, bench_cold_start, bench_logins, bench_preview, bench_throughput
+from bench import bench_attach, bench_cli, bench_cold_start, bench_logins, bench_preview, bench_throughput
 from bench.harness import ROOT, Suite, build_fleet, log, machine, render, simulator
 
 # Order matters: cold_start reports the peak memory that throughput records.
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[Callable[[Suite], None], int]] = {
     "throughput": (bench_throughput.run, 3),
     "preview": (bench_preview.run, 3),
     "cold_start": (bench_cold_start.run, 3),
+    "cli": (bench_cli.run, 3),
 }
 
 
