@@ -295,6 +295,11 @@ QUERY_KINDS: dict[str, dict[str, Any]] = {
     },
 }
 QUERY_OPS = ("!=", ">=", "<=", "!?=", "!~=", "~=", "?=", "=", ">", "<", "is null", "not null")  # §4.2 order
+# RestServer.java:1052-1072 @ 5a29293 (QUERY_OP_MAPPING): the QueryOp each operator stands for
+QUERY_OP_NAMES = {
+    "!=": "!=", ">=": ">=", "<=": "<=", "!?=": "not in", "!~=": "not like", "~=": "like", "?=": "in", "=": "=",
+    ">": ">", "<": "<", "is null": "is null", "not null": "is not null",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -537,13 +542,15 @@ class ZStackNode:
                 uuid=uid,
                 api=api,
                 generation=self.generation,
-                timeout_ms=timeout_ms or DEFAULT_API_TIMEOUT_MS,
+                timeout_ms=DEFAULT_API_TIMEOUT_MS if timeout_ms is None else timeout_ms,
                 injected_error=injected_error,
                 expired=expired,
             )
             self.jobs[uid] = job
             self._persist()
-        if timeout_ms is not None:
+        # ApiTimeoutManagerImpl.java:119-123 @ 5a29293: a set timeout (0 and negative too) is the apiTimeout;
+        # what a node does with a timeout <= 0 was not traced (UNCONFIRMED): here it never times the job out.
+        if timeout_ms is not None and timeout_ms > 0:
             self._later(timeout_ms / 1000.0, lambda: self._time_out(job))
         return job
 
@@ -847,6 +854,14 @@ class ZStackNode:
                 ):
                     rows.append(view)
             total = len(rows)
+            # QueryVisitor.setPaging passes limit/start to JPA (QueryVisitor.java:186-193 @ 5a29293), which refuses
+            # negatives; QueryFacadeImpl wraps the exception (L378-379) and @MessageSafe makes it SYS.1000. The
+            # texts are Hibernate's (AbstractProducedQuery, 5.4 source; ZStack pins 5.3.26: UNCONFIRMED wording).
+            if spec.limit < 0:
+                raise ApiError("SYS.1000", "java.lang.IllegalArgumentException: max-results cannot be negative")
+            if spec.start < 0:
+                details = f"java.lang.IllegalArgumentException: first-result value cannot be negative : {spec.start}"
+                raise ApiError("SYS.1000", details)
             if spec.count:
                 return {"total": total}
             if spec.sort:
@@ -855,7 +870,7 @@ class ZStackNode:
                     raise self._unknown_field(kind, name)
                 # MySQL puts NULLs first in ascending order
                 rows.sort(key=lambda r: (r.get(name) is not None, r.get(name) or 0), reverse=direction == "-")
-            rows = rows[max(spec.start, 0) :][: max(spec.limit, 0)]
+            rows = rows[spec.start :][: spec.limit]
             fields = meta["fields"]
             if spec.fields:
                 for name in spec.fields:

@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .models import (
+    QUERY_OP_NAMES,
     QUERY_OPS,
-    UUID_RE,
     ApiError,
     Auth,
     Condition,
@@ -77,12 +77,9 @@ class Api:
     strings: tuple[str, ...] = ()
 
 
-_QUERY_INTS = ("limit", "start")
-_QUERY_BOOLS = ("count", "replyWithCount")
-
-
 def _query_api(name: str, kind: str) -> Api:
-    return Api(name, "GET", "query:" + kind, is_async=False, ints=_QUERY_INTS, bools=_QUERY_BOOLS)
+    # no TypeVerifier fields: handleQueryApi parses its own parameters (RestServer.java:1099-1190 @ 5a29293)
+    return Api(name, "GET", "query:" + kind, is_async=False)
 
 
 def _unsupported(name: str, method: str, action: str | None = None) -> Api:
@@ -175,19 +172,104 @@ def match_route(path: str) -> tuple[list[Api], dict[str, str]] | None:
     return None
 
 
+def java_trim(text: str) -> str:
+    """Java's String.trim(): strips the characters <= U+0020 at both ends (not other Unicode whitespace)."""
+    return text.strip("".join(chr(c) for c in range(33)))
+
+
+def split_by_whole_separator(text: str, separator: str, limit: int) -> list[str]:
+    """commons-lang StringUtils.splitByWholeSeparator(text, separator, limit): adjacent separators are one and
+    a leading separator gives no empty token, but a trailing one does (`name=` is `["name", ""]`)."""
+    out: list[str] = []
+    beg = end = 0
+    while end < len(text):
+        end = text.find(separator, beg)
+        if end < 0:
+            out.append(text[beg:])
+            end = len(text)
+        elif end > beg:
+            if len(out) + 1 == limit:
+                out.append(text[beg:])
+                end = len(text)
+            else:
+                out.append(text[beg:end])
+                beg = end + len(separator)
+        else:
+            beg = end + len(separator)
+    return out
+
+
 def parse_condition(text: str) -> Condition:
-    """§4.2: the first operator, in QUERY_OPS order, that occurs in the condition; field trimmed, value not."""
+    """§4.2 (RestServer.java:1136-1175 @ 5a29293): the first operator, in QUERY_OPS order, that occurs in the
+    condition; split once on it (splitByWholeSeparator); field trimmed, value not."""
     for op in QUERY_OPS:
         if op in text:
-            name, _, value = text.partition(op)
+            parts = split_by_whole_separator(text, op, 2)
             if op in ("is null", "not null"):
-                return Condition(name.strip(), op, None)
-            return Condition(name.strip(), op, value)
+                return Condition(java_trim(parts[0]) if parts else "", op, None)
+            if len(parts) != 2:
+                raise WireError(
+                    400,
+                    f"Invalid query parameter. The '{text}' in parameter[q] is not a key-value pair split by "
+                    f"{QUERY_OP_NAMES[op]}",
+                )
+            return Condition(java_trim(parts[0]), op, parts[1])
+    # asList(QUERY_OP_MAPPING.keySet()) is a list holding one set: hence the double brackets
     raise WireError(
         400,
         f"Invalid query parameter. The '{text}' in the parameter[q] doesn't contain any query operator. "
-        f"Valid query operators are [{', '.join(QUERY_OPS)}]",
+        f"Valid query operators are [[{', '.join(QUERY_OPS)}]]",
     )
+
+
+def java_parse_int(text: str) -> int | None:
+    """Java's Integer.valueOf: an optional sign and decimal digits in the int range; None where Java throws."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits or not all(c.isdecimal() for c in digits):
+        return None
+    value = -int(digits) if text[0] == "-" else int(digits)
+    return value if -(2**31) <= value < 2**31 else None
+
+
+def parse_query_parameters(query: list[tuple[str, str]]) -> QuerySpec:
+    """RestServer.handleQueryApi (RestServer.java:1099-1190 @ 5a29293) for a query path without {uuid}."""
+    spec = QuerySpec()
+    seen: set[str] = set()
+    for raw_name, raw_value in query:
+        name = java_trim(raw_name)
+        if "q".startswith(name):  # "q", and also an empty name: every value counts, untrimmed
+            spec.conditions.append(parse_condition(raw_value))
+            continue
+        if name in seen:
+            continue  # only the first value of any other parameter is read
+        seen.add(name)
+        value = java_trim(raw_value)
+        if name in ("limit", "start"):
+            number = java_parse_int(value)
+            if number is None:
+                raise WireError(400, f"Invalid query parameter. '{name}' must be an integer")
+            setattr(spec, name, number)
+        elif name in ("count", "replyWithCount"):
+            # Boolean.parseBoolean: "true" in any case is true, anything else false, never an error
+            setattr(spec, "count" if name == "count" else "reply_with_count", value.lower() == "true")
+        elif name == "sort" and value:
+            spec.sort = value
+        elif name == "fields" and value:
+            spec.fields = [f.strip() for f in value.split(",") if f.strip()]  # §4.2: only the first fields=
+    return spec  # unknown parameters (sessionId, ...) are ignored
+
+
+def java_parse_long(text: str) -> int:
+    """Java's Long.parseLong: an optional sign and decimal digits, in the long range, nothing else (no trim).
+
+    Anything else is the NumberFormatException RestServer's catch-all answers with 500 and its message.
+    """
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if digits and all(c.isdecimal() for c in digits):
+        value = -int(digits) if text[0] == "-" else int(digits)
+        if -(2**63) <= value < 2**63:
+            return value
+    raise WireError(500, f'For input string: "{text}"')
 
 
 def parse_access_key_date(value: str) -> dt.datetime:
@@ -259,8 +341,11 @@ class ZStackResponses:
         call.fault = fault
         if api.auth:
             call.auth = self._authenticate(request, path)
-        self._check_job_headers(call)
-        self._verify_types(call)
+        if not api.handler.startswith("query:"):
+            # RestServer.java:906-909 @ 5a29293: a query API is handed to handleQueryApi right after the
+            # Authorization header, so queries never run TypeVerifier nor look at X-Job-UUID / X-API-Timeout.
+            self._verify_types(call)  # RestServer.java:946-959
+            self._check_job_headers(call)  # RestServer.java:963-988
         if fault is not None and fault.action == "job_error" and not api.is_async:
             return Reply(503, {"error": fault.error})  # a synchronous call fails at once
         handler = api.handler
@@ -364,21 +449,21 @@ class ZStackResponses:
         raise WireError(400, "Authorization type must be 'OAuth'")
 
     def _check_job_headers(self, call: _Call) -> None:
+        """RestServer.java:963-988 @ 5a29293: X-Job-UUID (length only, then duplicates), then X-API-Timeout."""
         headers = call.request.headers
-        job_uuid = headers.get("X-Job-UUID")
+        job_uuid = headers.get("X-Job-UUID")  # the first value (get(0))
         if job_uuid is not None:
-            if not UUID_RE.match(job_uuid):  # §3.2
+            if len(job_uuid) != 32:  # §3.2: only the length is checked, not that it is hexadecimal
                 raise WireError(400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped")
+            # §3.2 / §14: a UUID an async job used is refused on every POST, PUT and DELETE, synchronous APIs too
+            if call.request.method in ("POST", "PUT", "DELETE") and self.node.job_uuid_used(job_uuid):
+                raise WireError(400, f"Duplicate job uuid[{job_uuid}]")
             call.job_uuid = job_uuid
         timeout = headers.get("X-API-Timeout")
         if timeout is not None:
-            try:
-                seconds = int(timeout.strip())
-                if seconds <= 0:
-                    raise ValueError(timeout)
-            except ValueError:
-                raise WireError(400, f"Invalid header[X-API-Timeout]: {timeout} is not a number of seconds") from None
-            call.timeout_ms = seconds * 1000
+            # Long.parseLong: a non-number is a NumberFormatException, which the catch-all answers 500 with its
+            # message (RestServer.java:687-690); 0 and negative values are not refused.
+            call.timeout_ms = java_parse_long(timeout) * 1000
 
     @staticmethod
     def _verify_types(call: _Call) -> None:
@@ -488,22 +573,12 @@ class ZStackResponses:
     # ------------------------------------------------------------------ queries (§4)
 
     def _api_query(self, call: _Call, kind: str) -> Reply:
-        spec = QuerySpec()
-        conditions = [v for k, v in call.query if k == "q"] if call.request.method in ("GET", "DELETE") else []
-        spec.conditions = [parse_condition(c) for c in conditions]
         if "uuid" in call.variables:
-            spec.conditions.append(Condition("uuid", "=", call.variables["uuid"]))  # §4.1: GET .../{uuid} is a list
-        p = call.params
-        if p.get("limit") is not None:
-            spec.limit = p["limit"]
-        if p.get("start") is not None:
-            spec.start = p["start"]
-        spec.count = bool(p.get("count"))
-        spec.reply_with_count = bool(p.get("replyWithCount"))
-        if isinstance(p.get("sort"), str) and p["sort"].strip():
-            spec.sort = p["sort"].strip()
-        if isinstance(p.get("fields"), str) and p["fields"]:
-            spec.fields = [f.strip() for f in p["fields"].split(",") if f.strip()]  # §4.2: only the first fields=
+            # RestServer.java:1084-1097 @ 5a29293: GET .../{uuid} becomes the one condition uuid=<uuid> and is sent
+            # at once: q, limit, start, count, sort, fields... are all ignored; the answer is still a list (§4.1)
+            spec = QuerySpec(conditions=[Condition("uuid", "=", call.variables["uuid"])])
+        else:
+            spec = parse_query_parameters(call.query)
         result = self.node.query(call.auth, kind, spec)
         result["schema"] = {}  # §4.2: every query reply has a schema map; {} is allowed
         return Reply(200, result)
