@@ -68,31 +68,38 @@ def parse_zstack_date(text: str) -> float:
     return time.mktime(time.strptime(text, "%b %d, %Y %I:%M:%S %p"))
 
 
-# Inventory field order follows the Java inventories (Gson writes declared fields in order, §9).
-VM_FIELDS = (
+# Inventory field order follows the Java inventories (Gson writes declared fields in order, §9); the file and
+# lines are those of [Z] header/src/main/java/org/zstack/header/... @ 5a29293.
+VM_FIELDS = (  # vm/VmInstanceInventory.java:153-273: internalId after state, guestOsType last
     "uuid", "name", "description", "zoneUuid", "clusterUuid", "imageUuid", "hostUuid", "lastHostUuid",
-    "instanceOfferingUuid", "rootVolumeUuid", "platform", "architecture", "guestOsType", "defaultL3NetworkUuid",
-    "type", "hypervisorType", "memorySize", "cpuNum", "cpuSpeed", "allocatorStrategy", "createDate", "lastOpDate",
-    "state", "vmNics", "allVolumes", "vmCdRoms",
+    "instanceOfferingUuid", "rootVolumeUuid", "platform", "architecture", "defaultL3NetworkUuid", "type",
+    "hypervisorType", "memorySize", "reservedMemorySize", "cpuNum", "cpuSpeed", "allocatorStrategy", "createDate",
+    "lastOpDate", "state", "internalId", "vmNics", "allVolumes", "vmCdRoms", "guestOsType",
 )  # fmt: skip
-CDROM_FIELDS = (
+CDROM_FIELDS = (  # vm/cdrom/VmCdRomInventory.java:18-37
     "uuid", "vmInstanceUuid", "deviceId", "isoUuid", "isoInstallPath", "name", "description", "protocol",
     "createDate", "lastOpDate",
 )  # fmt: skip
-IMAGE_FIELDS = (
+IMAGE_FIELDS = (  # image/ImageInventory.java:27-50 (systemTags is never set by valueOf)
     "uuid", "name", "description", "state", "status", "size", "actualSize", "md5Sum", "url", "mediaType",
     "guestOsType", "type", "platform", "architecture", "format", "system", "virtio", "createDate", "lastOpDate",
     "backupStorageRefs",
 )  # fmt: skip
-NIC_FIELDS = (
-    "uuid", "vmInstanceUuid", "l3NetworkUuid", "ip", "mac", "hypervisorType", "netmask", "gateway", "deviceId",
-    "type", "createDate", "lastOpDate",
+NIC_FIELDS = (  # vm/VmNicInventory.java:28-49 (ipVersion is deprecated and never set by the constructor)
+    "uuid", "vmInstanceUuid", "usedIpUuid", "l3NetworkUuid", "ip", "mac", "hypervisorType", "netmask", "gateway",
+    "metaData", "ipVersion", "driverType", "usedIps", "internalName", "deviceId", "type", "state", "createDate",
+    "lastOpDate",
 )  # fmt: skip
-VOLUME_FIELDS = (
-    "uuid", "name", "description", "primaryStorageUuid", "vmInstanceUuid", "rootImageUuid", "installPath", "type",
-    "format", "size", "actualSize", "deviceId", "state", "status", "isShareable", "createDate", "lastOpDate",
+USED_IP_FIELDS = (  # network/l3/UsedIpInventory.java:26-41 (ipInBinary is a byte[]: Gson writes signed bytes)
+    "uuid", "ipRangeUuid", "l3NetworkUuid", "ipVersion", "ip", "netmask", "gateway", "usedFor", "metaData",
+    "ipInLong", "ipInBinary", "vmNicUuid", "createDate", "lastOpDate",
 )  # fmt: skip
-BS_REF_FIELDS = (
+VOLUME_FIELDS = (  # volume/VolumeInventory.java:65-157
+    "uuid", "name", "description", "primaryStorageUuid", "vmInstanceUuid", "diskOfferingUuid", "rootImageUuid",
+    "installPath", "type", "format", "size", "actualSize", "deviceId", "state", "status", "createDate", "lastOpDate",
+    "isShareable", "volumeQos", "lastDetachDate", "lastVmInstanceUuid", "lastAttachDate", "protocol",
+)  # fmt: skip
+BS_REF_FIELDS = (  # image/ImageBackupStorageRefInventory.java:24-34
     "id", "imageUuid", "backupStorageUuid", "installPath", "status", "exportMd5Sum", "exportUrl", "createDate",
     "lastOpDate",
 )  # fmt: skip
@@ -101,8 +108,26 @@ BS_FIELDS = ("uuid", "name", "description", "url", "type", "state", "status", "a
 SESSION_FIELDS = ("uuid", "accountUuid", "userUuid", "userType", "expiredDate", "createDate")
 _NESTED_FIELDS = {
     "vmCdRoms": CDROM_FIELDS, "vmNics": NIC_FIELDS, "allVolumes": VOLUME_FIELDS, "backupStorageRefs": BS_REF_FIELDS,
+    "usedIps": USED_IP_FIELDS,
 }  # fmt: skip
-DATE_FIELDS = frozenset({"createDate", "lastOpDate", "expiredDate"})
+# @APINoSee fields of a top-level query row: QueryFacadeImpl.dropAPINoSee nulls them (QueryFacadeImpl.java:510-552
+# @ 5a29293); every other VM inventory (async results, candidates) carries internalId.
+QUERY_API_NO_SEE = {"vmInstance": ("internalId",)}
+
+# JsonSchemaBuilder (§14): the Java class of each inventory kind, and its fields that hold inventories, in
+# declared order (JsonSchemaBuilder.java:33-155 @ 5a29293 walks FieldUtils.getAllFields in that order).
+INVENTORY_CLASSES: dict[str, tuple[str, dict[str, str]]] = {
+    "vmInstance": ("org.zstack.header.vm.VmInstanceInventory",
+                   {"vmNics": "vmNic", "allVolumes": "volume", "vmCdRoms": "vmCdRom"}),
+    "vmNic": ("org.zstack.header.vm.VmNicInventory", {"usedIps": "usedIp"}),
+    "usedIp": ("org.zstack.header.network.l3.UsedIpInventory", {}),
+    "volume": ("org.zstack.header.volume.VolumeInventory", {}),
+    "vmCdRom": ("org.zstack.header.vm.cdrom.VmCdRomInventory", {}),
+    "image": ("org.zstack.header.image.ImageInventory", {"backupStorageRefs": "imageBackupStorageRef"}),
+    "imageBackupStorageRef": ("org.zstack.header.image.ImageBackupStorageRefInventory", {}),
+    "session": ("org.zstack.header.identity.SessionInventory", {}),
+}  # fmt: skip
+DATE_FIELDS = frozenset({"createDate", "lastOpDate", "expiredDate", "lastDetachDate", "lastAttachDate"})
 
 # §5.2 step 4 / §6.2 step 3: states in which the VM queue accepts ISO operations.
 ISO_OP_STATES = ("Running", "Stopped", "Paused")
@@ -418,6 +443,10 @@ class ZStackNode:
         self.images: dict[str, dict[str, Any]] = inv["images"]
         self.vms: dict[str, dict[str, Any]] = inv["vmInstances"]
         self.cdroms: dict[str, dict[str, Any]] = inv["vmCdRoms"]
+        next_id = max((vm.get("internalId") or 0 for vm in self.vms.values()), default=0) + 1
+        for vm in self.vms.values():  # a state file written before VMs had an internalId
+            if vm.get("internalId") is None:
+                vm["internalId"], next_id = next_id, next_id + 1
 
     def _snapshot(self) -> dict[str, Any]:
         """The persistent state (called under the lock). VMs in a transitional or held state are saved settled."""
@@ -561,15 +590,16 @@ class ZStackNode:
                 return
             self._finish(job, error=ApiError("SYS.1001", f"API[{job.api}] timeout after {job.timeout_ms}ms"))
 
-    def poll_job(self, job_uuid: str) -> tuple[int, dict[str, Any]] | None:
-        """§3.4: (202, {}) while running, (200, result) or (503, error) when done; None for an unknown job."""
+    def poll_job(self, job_uuid: str) -> tuple[int, dict[str, Any], str] | None:
+        """§3.4: (202, {}) while running, (200, result) or (503, error) when done, with the job's API name;
+        None for an unknown job."""
         with self._lock:
             job = self.jobs.get(job_uuid)
             if job is None or job.expired or job.state == "lost":
                 return None
             if job.state == "running":
-                return 202, {}
-            return job.http_status, copy.deepcopy(job.body or {})
+                return 202, {}, job.api
+            return job.http_status, copy.deepcopy(job.body or {}), job.api
 
     def expire_job(self, job_uuid: str) -> None:
         with self._lock:
@@ -877,6 +907,7 @@ class ZStackNode:
                     if name not in fields:
                         raise self._unknown_field(kind, name)
                 fields = tuple(f for f in fields if f in spec.fields)
+            fields = tuple(f for f in fields if f not in QUERY_API_NO_SEE.get(kind, ()))
             out: dict[str, Any] = {"inventories": [render(r, fields) for r in rows]}
             if spec.reply_with_count:
                 out["total"] = total

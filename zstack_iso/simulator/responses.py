@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .models import (
+    INVENTORY_CLASSES,
     QUERY_OP_NAMES,
     QUERY_OPS,
     ApiError,
@@ -75,11 +76,12 @@ class Api:
     ints: tuple[str, ...] = ()  # fields checked by TypeVerifier (§3.2)
     bools: tuple[str, ...] = ()
     strings: tuple[str, ...] = ()
+    result: str | None = None  # the inventory kind of its "inventory"/"inventories", for the schema (§14)
 
 
 def _query_api(name: str, kind: str) -> Api:
     # no TypeVerifier fields: handleQueryApi parses its own parameters (RestServer.java:1099-1190 @ 5a29293)
-    return Api(name, "GET", "query:" + kind, is_async=False)
+    return Api(name, "GET", "query:" + kind, is_async=False, result=kind)
 
 
 def _unsupported(name: str, method: str, action: str | None = None) -> Api:
@@ -89,15 +91,15 @@ def _unsupported(name: str, method: str, action: str | None = None) -> Api:
 # RestServer's table, for the paths this simulator serves (relative to /zstack).
 ROUTES: list[tuple[str, list[Api]]] = [
     ("/v1/accounts/login", [Api("LogInByAccount", "PUT", "login_account", action="logInByAccount", auth=False,
-                                is_async=False, strings=("accountName", "password"))]),
+                                is_async=False, strings=("accountName", "password"), result="session")]),
     ("/v1/accounts/users/login", [Api("LogInByUser", "PUT", "login_user", action="logInByUser", auth=False,
                                       is_async=False, strings=("accountName", "accountUuid", "userName",
-                                                               "password"))]),
+                                                               "password"), result="session")]),
     ("/v1/accounts/sessions/{sessionUuid}", [Api("LogOut", "DELETE", "logout", auth=False, is_async=False)]),
     ("/v1/accounts/sessions/{sessionUuid}/valid", [Api("ValidateSession", "GET", "validate_session", auth=False,
                                                        is_async=False)]),
     ("/v1/accounts/sessions/{sessionUuid}/renew", [Api("RenewSession", "PUT", "renew_session",
-                                                       action="renewSession", ints=("duration",))]),
+                                                       action="renewSession", ints=("duration",), result="session")]),
     ("/v1/management-nodes/actions", [
         Api("GetVersion", "PUT", "get_version", action="getVersion", auth=False, is_async=False),
         Api("GetCurrentTime", "PUT", "get_current_time", action="getCurrentTime", auth=False, is_async=False),
@@ -108,38 +110,68 @@ ROUTES: list[tuple[str, list[Api]]] = [
         Api("DestroyVmInstance", "DELETE", "vm:destroy"),
     ]),
     ("/v1/vm-instances/{uuid}/actions", [
-        Api("StartVmInstance", "PUT", "vm:start", action="startVmInstance"),
-        Api("StopVmInstance", "PUT", "vm:stop", action="stopVmInstance", strings=("type",)),
-        Api("RebootVmInstance", "PUT", "vm:reboot", action="rebootVmInstance"),
-        Api("RecoverVmInstance", "PUT", "vm:recover", action="recoverVmInstance"),
+        Api("StartVmInstance", "PUT", "vm:start", action="startVmInstance", result="vmInstance"),
+        Api("StopVmInstance", "PUT", "vm:stop", action="stopVmInstance", strings=("type",), result="vmInstance"),
+        Api("RebootVmInstance", "PUT", "vm:reboot", action="rebootVmInstance", result="vmInstance"),
+        Api("RecoverVmInstance", "PUT", "vm:recover", action="recoverVmInstance", result="vmInstance"),
         Api("ExpungeVmInstance", "PUT", "vm:expunge", action="expungeVmInstance"),
         _unsupported("UpdateVmInstance", "PUT", action="updateVmInstance"),
     ]),
     ("/v1/vm-instances/cdroms", [
         _query_api("QueryVmCdRom", "vmCdRom"),
         Api("CreateVmCdRom", "POST", "create_cdrom", param_name="params",
-            strings=("name", "vmInstanceUuid", "isoUuid", "description", "resourceUuid")),
+            strings=("name", "vmInstanceUuid", "isoUuid", "description", "resourceUuid"), result="vmCdRom"),
     ]),
     ("/v1/vm-instances/cdroms/{uuid}", [
         _query_api("QueryVmCdRom", "vmCdRom"),
         Api("DeleteVmCdRom", "DELETE", "delete_cdrom"),
     ]),
     ("/v1/vm-instances/cdroms/{uuid}/actions", [Api("UpdateVmCdRom", "PUT", "update_cdrom",
-                                                    action="updateVmCdRom", strings=("name", "description"))]),
+                                                    action="updateVmCdRom", strings=("name", "description"),
+                                                    result="vmCdRom")]),
     ("/v1/vm-instances/{vmInstanceUuid}/cdroms/{uuid}/actions", [
-        Api("SetVmInstanceDefaultCdRom", "PUT", "set_default_cdrom", action="setVmInstanceDefaultCdRom"),
+        Api("SetVmInstanceDefaultCdRom", "PUT", "set_default_cdrom", action="setVmInstanceDefaultCdRom",
+            result="vmCdRom"),
     ]),
     ("/v1/vm-instances/{vmInstanceUuid}/iso/{isoUuid}", [Api("AttachIsoToVmInstance", "POST", "attach_iso",
-                                                             param_name="null")]),
+                                                             param_name="null", result="vmInstance")]),
     ("/v1/vm-instances/{vmInstanceUuid}/iso", [Api("DetachIsoFromVmInstance", "DELETE", "detach_iso",
-                                                   strings=("isoUuid",))]),
+                                                   strings=("isoUuid",), result="vmInstance")]),
     ("/v1/vm-instances/{vmInstanceUuid}/iso-candidates", [Api("GetCandidateIsoForAttachingVm", "GET",
-                                                              "iso_candidates", is_async=False)]),
+                                                              "iso_candidates", is_async=False, result="image")]),
     ("/v1/images", [_query_api("QueryImage", "image"), _unsupported("AddImage", "POST")]),
     ("/v1/images/{uuid}", [_query_api("QueryImage", "image"), _unsupported("DeleteImage", "DELETE")]),
     ("/v1/images/iso/{isoUuid}/vm-candidates", [Api("GetCandidateVmForAttachingIso", "GET", "vm_candidates",
-                                                    is_async=False)]),
+                                                    is_async=False, result="vmInstance")]),
 ]  # fmt: skip
+
+
+API_BY_NAME = {api.name: api for _, apis in ROUTES for api in apis}
+
+
+def json_schema(body: dict[str, Any], kind: str | None) -> dict[str, str]:
+    """JsonSchemaBuilder.build (JsonSchemaBuilder.java:33-155 @ 5a29293) over a rendered reply: the path of every
+    ZStack object to its Java class. Objects are recorded after their children (post-order, fields in declared
+    order, list elements in order) and the map is the reverse of that order, so a parent precedes its children.
+    Empty lists and absent (null) fields give no entry; JRE values (total, valid, version...) are skipped."""
+    if kind is None:
+        return {}
+    post_order: list[tuple[str, str]] = []
+
+    def visit(obj: dict[str, Any], obj_kind: str, path: str) -> None:
+        java_class, nested = INVENTORY_CLASSES[obj_kind]
+        for name, child_kind in nested.items():
+            for i, child in enumerate(obj.get(name) or []):
+                visit(child, child_kind, f"{path}.{name}[{i}]")
+        post_order.append((path, java_class))
+
+    for key, value in body.items():
+        if key == "inventories" and isinstance(value, list):
+            for i, item in enumerate(value):
+                visit(item, kind, f"inventories[{i}]")
+        elif key == "inventory" and isinstance(value, dict):
+            visit(value, kind, "inventory")
+    return dict(reversed(post_order))
 
 
 def _compile_routes() -> list[tuple[tuple[str, ...], list[Api]]]:
@@ -508,9 +540,12 @@ class ZStackResponses:
         result = self.node.poll_job(job_uuid)
         if result is None:
             raise WireError(404, "the job has been expired")
-        status, body = result
+        status, body, api_name = result
+        # RestServer.java:705-741 @ 5a29293: a done job is written by writeResponse with the poll's own headers, so
+        # its schema depends on the poll's X-JSON-Schema (L1227-1231); a 202 or a 503 never has one
         if status == 200 and request.headers.get("X-JSON-Schema") is not None:
-            body["schema"] = {}
+            api = API_BY_NAME.get(api_name)
+            body["schema"] = json_schema(body, api.result if api else None)
         return Reply(status, body)
 
     def _accept(self, call: _Call) -> Job:
@@ -532,8 +567,10 @@ class ZStackResponses:
         return Reply(202, {"location": location, "apiTimeout": job.timeout_ms}, job=job)
 
     def _sync(self, call: _Call, body: dict[str, Any], login: bool = False) -> Reply:
+        # RestServer.java:1227-1231 @ 5a29293: a reply that is not an APIQueryReply has a schema only when the
+        # request has X-JSON-Schema (any value); an error (503) never has one
         if call.request.headers.get("X-JSON-Schema") is not None:
-            body["schema"] = {}
+            body["schema"] = json_schema(body, call.api.result)
         return Reply(200, body, login=login)
 
     # ------------------------------------------------------------------ sessions (§1)
@@ -580,18 +617,14 @@ class ZStackResponses:
         else:
             spec = parse_query_parameters(call.query)
         result = self.node.query(call.auth, kind, spec)
-        result["schema"] = {}  # §4.2: every query reply has a schema map; {} is allowed
+        result["schema"] = json_schema(result, kind)  # RestServer.java:1227-1231: every APIQueryReply has one
         return Reply(200, result)
 
     def _api_iso_candidates(self, call: _Call) -> Reply:
-        result = self.node.iso_candidates(call.auth, call.variables["vmInstanceUuid"])
-        result["schema"] = {}
-        return Reply(200, result)
+        return self._sync(call, self.node.iso_candidates(call.auth, call.variables["vmInstanceUuid"]))
 
     def _api_vm_candidates(self, call: _Call) -> Reply:
-        result = self.node.vm_candidates(call.auth, call.variables["isoUuid"])
-        result["schema"] = {}
-        return Reply(200, result)
+        return self._sync(call, self.node.vm_candidates(call.auth, call.variables["isoUuid"]))
 
     # ------------------------------------------------------------------ ISO and CD-ROM APIs (§5, §6, §7)
 
