@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from tests.simctl import SimCtl
 
@@ -139,3 +140,15 @@ def test_vm_candidates_are_running_and_stopped_vms(sim: SimCtl) -> None:
 def test_candidates_of_unknown_resources_fail_sys1003(sim: SimCtl) -> None:
     assert sim.zstack("GET", f"vm-instances/{'0' * 32}/iso-candidates")[1]["error"]["code"] == "SYS.1003"
     assert sim.zstack("GET", f"images/iso/{'0' * 32}/vm-candidates")[1]["error"]["code"] == "SYS.1003"
+
+
+def test_destroy_of_unknown_vm_succeeds_or_fails_sys1003_by_the_uuid_shape(sim: SimCtl) -> None:
+    # APIDestroyVmInstanceMsg.java:48 @ 5a29293 (successIfResourceNotExisting) and PortApiValidator.java:74-101
+    assert sim.zstack("DELETE", f"vm-instances/{uuid.uuid4().hex}") == (200, {})
+    status, body = sim.zstack("DELETE", f"vm-instances/{'0' * 32}")
+    assert status == 503 and body["error"] == {
+        "code": "SYS.1003",
+        "description": "A resource can not be found",
+        "details": f"invalid value[{'0' * 32}] of field [uuid]",
+        "cost": "0ms",
+    }

@@ -267,3 +267,17 @@ def test_sessions_in_query_strings_are_masked_in_the_request_log(capsys: pytest.
     err = capsys.readouterr().err
     assert "sessionId=***" in err and "Bad request" in err
     assert session not in err
+
+
+def test_renew_session_duration_out_of_range_is_sys1007_before_the_session_check(sim: SimCtl) -> None:
+    # APIRenewSessionMsg.java:26-27 numberRange {60, 31536000}; ApiMessageParamValidator.java:92-107 @ 5a29293
+    session = login(sim).json()["inventory"]["uuid"]
+    r = requests.put(
+        f"{sim.api}/accounts/sessions/{session}/renew",
+        json={"renewSession": {"duration": 10}},
+        headers={"Authorization": "OAuth " + "0" * 32},
+        timeout=5,
+    )
+    status, body = sim.wait(r.json()["location"])
+    assert status == 503 and body["error"]["code"] == "SYS.1007"
+    assert body["error"]["details"] == "field[duration] must be in range of [60, 31536000]"

@@ -51,6 +51,11 @@ MAX_KEPT_JOBS = 20000
 MAX_SESSIONS_PER_ACCOUNT = 500  # §1.1 identity.session.maxConcurrent
 STATE_FORMAT_VERSION = 1
 UUID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+# PortApiValidator.java:81 @ 5a29293: what an unknown UUID must look like (a dash-less RFC 4122 v1-5 UUID, lower
+# case) for an @APIParam(successIfResourceNotExisting=true) field to succeed at once
+RESOURCE_UUID_RE = re.compile(r"[0-9a-f]{8}[0-9a-f]{4}[1-5][0-9a-f]{3}[89ab][0-9a-f]{3}[0-9a-f]{12}")
+# ApiMessageParamValidator.java:18-21,111-116 @ 5a29293 names itself, not the API, in its errors
+PARAM_VALIDATOR = "org.zstack.header.message.ApiMessageParamValidator"
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -170,6 +175,11 @@ class ApiError(Exception):
         return out
 
 
+def java_trim(text: str) -> str:
+    """Java's String.trim(): strips the characters <= U+0020 at both ends (not other Unicode whitespace)."""
+    return text.strip("".join(chr(c) for c in range(33)))
+
+
 def operr(details: str) -> ApiError:
     return ApiError("SYS.1006", details)
 
@@ -190,6 +200,30 @@ def state_error(vm: dict[str, Any], allowed: tuple[str, ...], message: str) -> A
         f"allowed states are [{', '.join(allowed)}]"
     )
     return ApiError("SYS.1006", details, cause=ApiError("VM.1010", details))
+
+
+def invalid_value(field_name: str, valid: tuple[str, ...], value: Any) -> ApiError:
+    # ApiMessageParamValidator.java:111-116 @ 5a29293 (@APIParam validValues): SYS.1007
+    return argerr(
+        f"valid value for field[{field_name}] of message[{PARAM_VALIDATOR}] are [{', '.join(valid)}], but {value} found"
+    )
+
+
+class _Answered(Exception):
+    """Raised by an interceptor when the node answers the API before any queue (the job succeeds at once)."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("answered")
+        self.result = result
+
+
+def success_if_not_existing(value: str, field_name: str = "uuid") -> None:
+    """PortApiValidator.java:74-101 @ 5a29293, for an @APIParam(successIfResourceNotExisting=true) field naming
+    nothing: SYS.1003 unless the value has the shape of a UUID, else the API's event is published at once (success,
+    an empty result) and routing stops: before the session check, so even a bad session gets the success."""
+    if not RESOURCE_UUID_RE.fullmatch(value):
+        raise ApiError("SYS.1003", f"invalid value[{value}] of field [{field_name}]")
+    raise _Answered({})
 
 
 class DuplicateJobError(Exception):
@@ -640,6 +674,8 @@ class ZStackNode:
         with self._lock:
             try:
                 key, ctx = intercept()
+            except _Answered as answered:
+                self._finish(job, answered.result)
             except ApiError as exc:
                 self._finish(job, error=exc)
             else:
@@ -714,8 +750,8 @@ class ZStackNode:
     def login_by_account(self, account_name: str | None, password: str | None) -> dict[str, Any]:
         """§1.1 LogInByAccount: the password is the SHA-512 hex, compared as a string."""
         with self._lock:
-            self._require(account_name, "accountName", "org.zstack.header.identity.APILogInByAccountMsg")
-            self._require(password, "password", "org.zstack.header.identity.APILogInByAccountMsg")
+            self._require(account_name, "accountName")
+            self._require(password, "password")
             acct = next((a for a in self.accounts.values() if a["name"] == account_name), None)
             if acct is None or acct["_passwordSha512"] != password:
                 raise ApiError("ID.1000", "wrong account name or password")  # §1.1
@@ -728,9 +764,8 @@ class ZStackNode:
     ) -> dict[str, Any]:
         """§1.2 LogInByUser."""
         with self._lock:
-            msg = "org.zstack.header.identity.APILogInByUserMsg"
-            self._require(user_name, "userName", msg)
-            self._require(password, "password", msg)
+            self._require(user_name, "userName")
+            self._require(password, "password")
             acct = next(
                 (a for a in self.accounts.values() if a["uuid"] == account_uuid or a["name"] == account_name), None
             )
@@ -788,9 +823,9 @@ class ZStackNode:
         s["expiredDate"] = now + self.config.sessionTimeoutSeconds
 
     @staticmethod
-    def _require(value: Any, field_name: str, message: str) -> None:
-        if value is None:
-            raise argerr(f"field[{field_name}] of message[{message}] is mandatory, can not be null")
+    def _require(value: Any, field_name: str) -> None:
+        if value is None:  # ApiMessageParamValidator.java:19-21 @ 5a29293: SYS.1007 naming the validator
+            raise argerr(f"field[{field_name}] of message[{PARAM_VALIDATOR}] is mandatory, can not be null")
 
     # ------------------------------------------------------------------ lookups
 
@@ -1056,7 +1091,9 @@ class ZStackNode:
                 # §6.2 step 4: an ISO that is not attached (or none at all) is a successful no-op
                 for cd in self._cdroms_of(vm_uuid):
                     if target is not None and cd["isoUuid"] == target:
-                        cd["isoUuid"] = cd["isoInstallPath"] = cd["protocol"] = None  # the CD-ROM row stays
+                        # VmInstanceBase.java:4585-4592,4614-4621 @ 5a29293: isoUuid and isoInstallPath are
+                        # cleared, protocol is kept; the CD-ROM row stays
+                        cd["isoUuid"] = cd["isoInstallPath"] = None
                         cd["lastOpDate"] = vm["lastOpDate"] = time.time()
                 return {"inventory": self._vm_inventory(vm)}
 
@@ -1087,11 +1124,9 @@ class ZStackNode:
         description: str | None = None,
         resource_uuid: str | None = None,
     ) -> None:
-        msg = "org.zstack.header.vm.cdrom.APICreateVmCdRomMsg"
-
         def intercept() -> tuple[str, None]:
-            self._require(vm_uuid, "vmInstanceUuid", msg)
-            self._require(name, "name", msg)
+            self._require(vm_uuid, "vmInstanceUuid")
+            self._require(name, "name")
             vm = self._find_vm(vm_uuid, "vmInstanceUuid")  # SYS.1003
             iso = self._find_image(iso_uuid, "isoUuid") if iso_uuid else None
             if resource_uuid is not None and (not UUID_RE.match(resource_uuid) or resource_uuid in self.cdroms):
@@ -1139,20 +1174,25 @@ class ZStackNode:
         self._submit(job, intercept, queued)
 
     def delete_cdrom(self, job: Job, auth: Auth, cdrom_uuid: str) -> None:
+        """§7.2 DeleteVmCdRom; a CD-ROM holding an ISO may be deleted too, the others keep their deviceIds
+        (VmInstanceBase.java:8296-8347 @ 5a29293: no ISO check, no renumbering)."""
+        cdrom_uuid = java_trim(cdrom_uuid)  # APIMessage.java:204-226: String fields are trimmed before validation
+
         def intercept() -> tuple[str, None]:
-            if not UUID_RE.match(cdrom_uuid or ""):  # §7.2: an invalid UUID form is SYS.1003
-                raise ApiError("SYS.1003", f"invalid value[{cdrom_uuid}] of field [uuid]")
-            self._check_session(auth)
             cd = self.cdroms.get(cdrom_uuid)
-            # §7.2 successIfResourceNotExisting: an unknown UUID succeeds
-            return (cd["vmInstanceUuid"] if cd else f"cdrom:{cdrom_uuid}"), None
+            if cd is None:  # successIfResourceNotExisting: SYS.1003 or success, before the session check
+                success_if_not_existing(cdrom_uuid)
+            self._check_session(auth)  # ID.1001
+            return cd["vmInstanceUuid"], None
 
         def queued(_: None) -> Callable[[], dict[str, Any]]:
             cd = self.cdroms.get(cdrom_uuid)
             if cd is not None:
                 vm = self.vms.get(cd["vmInstanceUuid"])
-                if vm is not None and vm["state"] != "Stopped":  # §7.2: SYS.1006 + cause VM.1010
-                    raise state_error(vm, ("Stopped",), "org.zstack.header.vm.cdrom.APIDeleteVmCdRomMsg")
+                # VmInstanceBase.java:8296-8336 / AbstractVmInstance.java:109: the state check is on the internal
+                # message the API handler sends: SYS.1006 + cause VM.1010 naming DeleteVmCdRomMsg
+                if vm is not None and vm["state"] != "Stopped":
+                    raise state_error(vm, ("Stopped",), "org.zstack.header.vm.cdrom.DeleteVmCdRomMsg")
 
             def apply() -> dict[str, Any]:
                 self.cdroms.pop(cdrom_uuid, None)
@@ -1227,14 +1267,16 @@ class ZStackNode:
     def change_vm_state(self, job: Job, auth: Auth, action: str, vm_uuid: str, *, stop_type: str | None = None) -> None:
         """start, stop, reboot, destroy, recover or expunge; transitional states last for the job's duration."""
         rule = LIFECYCLE[action]
+        vm_uuid = java_trim(vm_uuid)  # APIMessage.java:204-226 @ 5a29293: String fields are trimmed first
 
         def intercept() -> tuple[str, None]:
+            if action == "destroy" and vm_uuid not in self.vms:
+                # APIDestroyVmInstanceMsg.java:48 @ 5a29293: successIfResourceNotExisting (SYS.1003 or success)
+                success_if_not_existing(vm_uuid)
             self._find_vm(vm_uuid, "uuid")  # SYS.1003
             if action == "stop" and stop_type is not None and stop_type not in ("grace", "cold"):
                 # §13: @APIParam(validValues) is checked by the parameter validator: SYS.1007
-                raise argerr(
-                    f"valid value for field[type] of message[{rule.message}] are [grace, cold], but {stop_type} found"
-                )
+                raise invalid_value("type", ("grace", "cold"), stop_type)
             self._check_session(auth)
             return vm_uuid, None
 
@@ -1277,11 +1319,13 @@ class ZStackNode:
         """§1.3 RenewSession (async, auth required)."""
 
         def intercept() -> tuple[str, None]:
-            self._check_session(auth)
+            # the parameter validator (SYSTEM) runs before the session check (FRONT), §1.5
             if duration is not None and not 60 <= duration <= 31536000:
-                raise argerr(f"valid range for field[duration] is [60, 31536000], but {duration} found")
+                # ApiMessageParamValidator.java:92-107 @ 5a29293 (numberRange): SYS.1007
+                raise argerr("field[duration] must be in range of [60, 31536000]")
             if session_uuid not in self.sessions:
                 raise not_found("sessionUuid", session_uuid, "SessionVO")
+            self._check_session(auth)
             return f"session:{session_uuid}", None
 
         def queued(_: None) -> Callable[[], dict[str, Any]]:

@@ -26,6 +26,7 @@ from .models import (
     Job,
     QuerySpec,
     ZStackNode,
+    java_trim,
 )
 
 API_PREFIX = "/zstack"  # the web app's context path (§0 URL base)
@@ -202,11 +203,6 @@ def match_route(path: str) -> tuple[list[Api], dict[str, str]] | None:
         else:
             return apis, variables
     return None
-
-
-def java_trim(text: str) -> str:
-    """Java's String.trim(): strips the characters <= U+0020 at both ends (not other Unicode whitespace)."""
-    return text.strip("".join(chr(c) for c in range(33)))
 
 
 def split_by_whole_separator(text: str, separator: str, limit: int) -> list[str]:

@@ -19,7 +19,7 @@ leaves out gets a deterministic default, so the same seed always gives the same 
                  "architecture", "size", "actualSize", "system", "backupStorages": [name...]}],
      "vmInstances": [{"uuid", "name", "state", "image", "host", "primaryStorage", "memorySize", "cpuNum", "ip",
                       "internalId" (default: its position, from 1),
-                      "cdRoms": [{"uuid", "deviceId", "isoUuid" | "iso": name, "name"}]}]}
+                      "cdRoms": [{"uuid", "deviceId", "isoUuid" | "iso": name, "name", "protocol"}]}]}
 
 Dates (`createDate`) are ISO 8601 local times ("2024-10-17T09:30:00"); passwords are given in plain text
 (`password`) or as the lowercase hex SHA-512 a client sends (`passwordSha512`).
@@ -349,7 +349,8 @@ class _Normalizer:
             out["vmCdRoms"][cd_uuid] = {
                 "uuid": cd_uuid, "vmInstanceUuid": uid, "deviceId": device_id, "isoUuid": iso,
                 "isoInstallPath": f"/zstack_ps/imagecache/iso/{iso}/{iso}.iso" if iso and running else None,
-                "name": cd.get("name", f"vm-{uid}-cdRom"), "description": cd.get("description"), "protocol": None,
+                "name": cd.get("name", f"vm-{uid}-cdRom"), "description": cd.get("description"),
+                "protocol": cd.get("protocol"),
                 "createDate": created, "lastOpDate": created,
             }  # fmt: skip
         out["vmInstances"][uid] = rec
