@@ -163,6 +163,15 @@ def test_cli_prints_the_url_first_logs_to_stderr_and_stops_on_sigterm() -> None:
         proc.kill()
 
 
+def test_cli_strict_attach_option_sets_the_config() -> None:
+    proc, url = start_cli("--strict-attach", "--quiet")
+    try:
+        assert requests.get(f"{url}/_simulator/config", timeout=5).json()["strictAttach"] is True
+    finally:
+        proc.kill()
+        proc.communicate(timeout=5)
+
+
 def test_cli_state_file_survives_kill_9_in_the_middle_of_writes(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     proc, url = start_cli("--job-seconds", "0.005", "--state", str(state), "--quiet")

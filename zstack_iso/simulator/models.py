@@ -202,6 +202,32 @@ def state_error(vm: dict[str, Any], allowed: tuple[str, ...], message: str) -> A
     return ApiError("SYS.1006", details, cause=ApiError("VM.1010", details))
 
 
+def java_split(text: str, separator: str) -> list[str]:
+    """Java's String.split with a literal separator: trailing empty strings are dropped; no match gives [text]."""
+    if separator not in text:
+        return [text]
+    parts = text.split(separator)
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def find_tag_value(system_tags: list[str], tag_format: str, token: str) -> str | None:
+    """SystemTagUtils.findTagValue (SystemTagUtils.java:19-31 @ 5a29293): the token's value in the first tag that
+    TagUtils.isMatch accepts (TagUtils.java:33-67): same first character, as many `::` parts as the format (after
+    Java's split), literal parts equal. So `cdromUuid::` and `cdromUuid::a::b` are not cdromUuid tags at all."""
+    fmt = java_split(tag_format, "::")
+    for tag in system_tags:
+        if tag and tag[0] != tag_format[0]:
+            continue
+        parts = java_split(tag, "::")
+        if len(parts) != len(fmt):
+            continue
+        if all(f.startswith("{") or f == p for f, p in zip(fmt, parts, strict=True)):
+            return parts[fmt.index("{" + token + "}")]
+    return None
+
+
 def invalid_value(field_name: str, valid: tuple[str, ...], value: Any) -> ApiError:
     # ApiMessageParamValidator.java:111-116 @ 5a29293 (@APIParam validValues): SYS.1007
     return argerr(
@@ -243,6 +269,9 @@ class SimConfig:
     jobSeconds: float = 1.0
     latencyMs: float = 0.0
     sessionTimeoutSeconds: int = 7200  # §1.4 identity.session.timeout
+    # Refuse, as the simulator did before, what the open-source node accepts on attach: an ISO that is not
+    # Enabled and Ready, and a cdromUuid:: tag naming another VM's CD-ROM (a commercial build may check them)
+    strictAttach: bool = False
 
 
 @dataclass
@@ -444,11 +473,14 @@ class ZStackNode:
         latency_ms: float = 0.0,
         session_timeout_seconds: int = 7200,
         state_file: str | Path | None = None,
+        strict_attach: bool = False,
     ) -> None:
         self._seed = seed if seed is not None else load_seed_file()
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._initial_config = SimConfig(float(job_seconds), float(latency_ms), int(session_timeout_seconds))
+        self._initial_config = SimConfig(
+            float(job_seconds), float(latency_ms), int(session_timeout_seconds), bool(strict_attach)
+        )
         self.config = SimConfig(**asdict(self._initial_config))
         self.generation = 0
         self._queues: dict[str, _VmQueue] = {}
@@ -990,7 +1022,11 @@ class ZStackNode:
     # ------------------------------------------------------------------ ISO attach / detach (§5, §6)
 
     def attach_iso(self, job: Job, auth: Auth, vm_uuid: str, iso_uuid: str, system_tags: list[str]) -> None:
-        cdrom_tag = next((t.split("::", 1)[1] for t in system_tags if t.startswith("cdromUuid::")), None)
+        """§5.2. By default as the open-source node (VmInstanceApiInterceptor.java:764-796, VmInstanceBase.java:
+        4826-5004 @ 5a29293): no check of the ISO's state or status, and a cdromUuid:: tag may name any VM's
+        CD-ROM, which then gets the ISO. `strictAttach` restores the simulator's former, stricter answers."""
+        cdrom_tag = find_tag_value(system_tags, "cdromUuid::{cdromUuid}", "cdromUuid")  # VmSystemTags.java:159-160
+        strict = self.config.strictAttach
 
         def intercept() -> tuple[str, None]:
             vm = self._find_vm(vm_uuid, "vmInstanceUuid")  # §5.2 step 1: SYS.1003
@@ -1000,16 +1036,13 @@ class ZStackNode:
                 raise operr(f"VM[uuid:{vm_uuid}] already has an ISO[uuid:{iso_uuid}] attached")
             if iso["mediaType"] != "ISO":  # §5.2 step 3b: SYS.1007 (trailing space is ZStack's)
                 raise argerr(f"Unsupported Image Media Type: [{iso['mediaType']}] ")
-            if iso["state"] != "Enabled" or iso["status"] != "Ready":  # §5.2 UNCONFIRMED: strict choice, SYS.1006
-                raise operr(
-                    f"ISO[uuid:{iso_uuid}, name:{iso['name']}] cannot be attached: it is {iso['state']} and "
-                    f"{iso['status']}, an ISO must be Enabled and Ready"
-                )
-            if cdrom_tag is not None:  # §5.2 step 3c
+            if strict:
+                self._strict_check_iso_usable(iso)
+            if cdrom_tag is not None:  # §5.2 step 3c (VmInstanceApiInterceptor.java:778-796)
                 cd = self.cdroms.get(cdrom_tag)
                 if cd is None:
                     raise operr(f"The cdRom[uuid:{cdrom_tag}] does not exist")  # SYS.1006
-                if cd["vmInstanceUuid"] != vm_uuid:  # §5.2 UNCONFIRMED: strict choice, SYS.1006
+                if strict and cd["vmInstanceUuid"] != vm_uuid:  # not checked by the open-source node
                     raise operr(
                         f"The cdRom[uuid:{cdrom_tag}] belongs to VM[uuid:{cd['vmInstanceUuid']}], "
                         f"not to VM[uuid:{vm_uuid}]"
@@ -1026,7 +1059,7 @@ class ZStackNode:
                 raise state_error(vm, ISO_OP_STATES, "org.zstack.header.vm.AttachIsoToVmInstanceMsg")
             pairs = self._vm_zone_backup_storages(vm, iso)
             ps = self._vm_primary_storage(vm)
-            if not pairs:  # §5.2 step 5: SYS.1006
+            if not pairs:  # §5.2 step 5 (checkIfIsoAttachable does not look at the refs' status): SYS.1006
                 raise operr(
                     f"the ISO[uuid:{iso_uuid}] is on backup storage that is not compatible of the primary "
                     f"storage[uuid:{ps}] where the VM[name:{vm['name']}, uuid:{vm_uuid}] is on"
@@ -1036,35 +1069,60 @@ class ZStackNode:
                 raise operr(f"VM[uuid:{vm_uuid}] has attached ISO[uuid:{iso_uuid}]")
             if not any(c["isoUuid"] is None for c in cdroms):  # §5.2 step 6: SYS.1006, also with zero CD-ROMs
                 raise operr(f"All vm[uuid:{vm_uuid}] CD-ROMs have mounted ISO")
-            if cdrom_tag is not None:  # strict re-check of the tagged CD-ROM inside the queue (races)
+            if cdrom_tag is not None:
                 cd = self.cdroms.get(cdrom_tag)
-                if cd is None:
+                if cd is None:  # deleted meanwhile: the node's dbf.findByUuid would give null (UNCONFIRMED)
                     raise operr(f"The cdRom[uuid:{cdrom_tag}] does not exist")
-                if cd["isoUuid"]:
+                if strict and cd["isoUuid"]:  # the node does not re-check it in the queue: a race overwrites
                     raise operr(f"VM[uuid:{vm_uuid}] cdRom[uuid:{cdrom_tag}] has mounted the ISO")
             running = vm["state"] in ("Running", "Paused")
-            if running and not any(
-                ref["status"] != "Deleted" and bs.get("status") == "Connected" for ref, bs in pairs
-            ):  # §5.2 step 10 (VmDownloadIsoFlow): SYS.1006
-                raise operr(
-                    f"cannot find the iso[uuid:{iso_uuid}] in any connected backup storage attached to the "
-                    f"zone[uuid:{vm['zoneUuid']}]. check below: the backup storage must be Connected and hold "
-                    f"the ISO"
-                )
+            if running:  # §5.2 step 10: VmDownloadIsoFlow (database only for a Stopped VM)
+                self._check_iso_downloadable(vm, iso, pairs, ps)
 
             def apply() -> dict[str, Any]:
-                # §5.2 step 8: the tagged CD-ROM, else the empty one with the lowest deviceId
+                # §5.2 step 8: the tagged CD-ROM (of whichever VM), else the empty one with the lowest deviceId
                 empty = [c for c in self._cdroms_of(vm_uuid) if c["isoUuid"] is None]
-                target = self.cdroms[cdrom_tag] if cdrom_tag is not None else empty[0]
+                target = self.cdroms.get(cdrom_tag) if cdrom_tag is not None else empty[0] if empty else None
+                if target is None:
+                    raise operr(f"The cdRom[uuid:{cdrom_tag}] does not exist")
                 target["isoUuid"] = iso_uuid
                 # §5.2 steps 9-10: a Stopped VM is changed in the database only (no install path)
                 target["isoInstallPath"] = self._iso_install_path(iso_uuid) if running else None
                 target["lastOpDate"] = vm["lastOpDate"] = time.time()
-                return {"inventory": self._vm_inventory(vm)}
+                return {"inventory": self._vm_inventory(vm)}  # this VM, even when the tag named another VM's
 
             return apply
 
         self._submit(job, intercept, queued)
+
+    def _strict_check_iso_usable(self, iso: dict[str, Any]) -> None:
+        """strictAttach only: the simulator's former rule (an ISO must be Enabled and Ready), SYS.1006."""
+        if iso["state"] != "Enabled" or iso["status"] != "Ready":
+            raise operr(
+                f"ISO[uuid:{iso['uuid']}, name:{iso['name']}] cannot be attached: it is {iso['state']} and "
+                f"{iso['status']}, an ISO must be Enabled and Ready"
+            )
+
+    def _check_iso_downloadable(self, vm: dict[str, Any], iso: dict[str, Any], pairs: list, ps: str) -> None:
+        """VmDownloadIsoFlow.java:52-77 @ 5a29293: ImageBackupStorageSelector (L56-72) takes the first Connected
+        backup storage of the zone whose ref is not Deleted; none is SYS.1006 with the node's text."""
+        selected = next(
+            (ref for ref, bs in pairs if ref["status"] != "Deleted" and bs.get("status") == "Connected"), None
+        )
+        if selected is None:
+            raise operr(
+                f"cannot find the iso[uuid:{iso['uuid']}] in any connected backup storage attached to the "
+                f"zone[uuid:{vm['zoneUuid']}]. check below:\n"
+                f"1. if the backup storage is attached to the zone where the VM[name: {vm['name']}, uuid:{vm['uuid']}] "
+                f"is running\n2. if the backup storage is in connected status, if not, try reconnecting it"
+            )
+        if selected["status"] != "Ready":
+            # The flow then passes no Ready ref to the primary storage's download (L69-77); what a node answers was
+            # not traced (UNCONFIRMED): the simulator fails the download with its own wording.
+            raise operr(
+                f"cannot download the iso[uuid:{iso['uuid']}] to the primary storage[uuid:{ps}]: it is "
+                f"{selected['status']} on the backup storage[uuid:{selected['backupStorageUuid']}]"
+            )
 
     @staticmethod
     def _iso_install_path(iso_uuid: str) -> str:
@@ -1108,11 +1166,8 @@ class ZStackNode:
             raise operr(f"VM[uuid:{vm_uuid}] already has an ISO[uuid:{iso['uuid']}] attached")
         if iso["mediaType"] != "ISO":
             raise argerr(f"Unsupported Image Media Type: [{iso['mediaType']}] ")
-        if iso["state"] != "Enabled" or iso["status"] != "Ready":  # UNCONFIRMED: the attach rule's strict choice
-            raise operr(
-                f"ISO[uuid:{iso['uuid']}, name:{iso['name']}] cannot be attached: it is {iso['state']} and "
-                f"{iso['status']}, an ISO must be Enabled and Ready"
-            )
+        if self.config.strictAttach:  # doCreateVmCdRom checks neither state nor status (VmInstanceBase.java:8349)
+            self._strict_check_iso_usable(iso)
 
     def create_cdrom(
         self,
@@ -1358,12 +1413,18 @@ class ZStackNode:
             return asdict(self.config)
 
     def update_config(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change any subset of jobSeconds, latencyMs, sessionTimeoutSeconds; ValueError on a bad value."""
-        types = {"jobSeconds": float, "latencyMs": float, "sessionTimeoutSeconds": int}
+        """Change any subset of jobSeconds, latencyMs, sessionTimeoutSeconds, strictAttach; ValueError on a bad
+        value."""
+        types = {"jobSeconds": float, "latencyMs": float, "sessionTimeoutSeconds": int, "strictAttach": bool}
         clean: dict[str, Any] = {}
         for key, value in changes.items():
             if key not in types:
                 raise ValueError(f"unknown config key {key!r}; known: {sorted(types)}")
+            if types[key] is bool:
+                if not isinstance(value, bool):
+                    raise ValueError(f"{key} must be true or false")
+                clean[key] = value
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{key} must be a non-negative number")
             if types[key] is int and value != int(value):

@@ -253,6 +253,7 @@ class Simulator:
         *,
         session_timeout_seconds: int = 7200,
         log_requests: bool = False,
+        strict_attach: bool = False,
     ) -> None:
         seed_records = normalize_seed(seed) if isinstance(seed, dict) else load_seed_file(seed)
         self.node = ZStackNode(
@@ -261,6 +262,7 @@ class Simulator:
             latency_ms=latency_ms,
             session_timeout_seconds=session_timeout_seconds,
             state_file=state_file,
+            strict_attach=strict_attach,
         )
         self.journal = Journal()
         self.faults = FaultRegistry()
@@ -325,7 +327,7 @@ def run_simulator(
     """Start a simulator in this process (port 0: a free port) and stop it on exit.
 
     `seed` is a seed file path or a seed document (dict); None is the default inventory.
-    Extra keyword arguments: session_timeout_seconds, log_requests.
+    Extra keyword arguments: session_timeout_seconds, log_requests, strict_attach.
     """
     sim = Simulator(host, port, seed, state_file, job_seconds, latency_ms, tls_cert, tls_key, **kwargs)
     sim.start()
