@@ -141,7 +141,16 @@ ROUTES: list[tuple[str, list[Api]]] = [
     ("/v1/vm-instances/{vmInstanceUuid}/iso-candidates", [Api("GetCandidateIsoForAttachingVm", "GET",
                                                               "iso_candidates", is_async=False, result="image")]),
     ("/v1/images", [_query_api("QueryImage", "image"), _unsupported("AddImage", "POST")]),
-    ("/v1/images/{uuid}", [_query_api("QueryImage", "image"), _unsupported("DeleteImage", "DELETE")]),
+    ("/v1/images/{uuid}", [_query_api("QueryImage", "image"), Api("DeleteImage", "DELETE", "delete_image")]),
+    # ExpungeImage and RecoverImage declare /images/{imageUuid}/actions, ChangeImageState /images/{uuid}/actions:
+    # RestServer normalizes both to one path and picks the API by the action key (RestServer.java:1329-1404)
+    ("/v1/images/{uuid}/actions", [
+        Api("ExpungeImage", "PUT", "expunge_image", action="expungeImage"),
+        Api("RecoverImage", "PUT", "recover_image", action="recoverImage", result="image"),
+        Api("ChangeImageState", "PUT", "change_image_state", action="changeImageState", strings=("stateEvent",),
+            result="image"),
+        _unsupported("UpdateImage", "PUT", action="updateImage"),
+    ]),
     ("/v1/images/iso/{isoUuid}/vm-candidates", [Api("GetCandidateVmForAttachingIso", "GET", "vm_candidates",
                                                     is_async=False, result="vmInstance")]),
 ]  # fmt: skip
@@ -658,6 +667,42 @@ class ZStackResponses:
     def _api_set_default_cdrom(self, call: _Call) -> Reply:
         job = self._accept(call)
         self.node.set_default_cdrom(job, call.auth, call.variables["vmInstanceUuid"], call.variables["uuid"])
+        return self._accepted(call, job)
+
+    # ------------------------------------------------------------------ image APIs (§14)
+
+    @staticmethod
+    def _list_param(call: _Call, name: str) -> list[str] | None:
+        """A List<String> field: repeated keys or name.N= in a GET/DELETE query string (§3.2), a JSON list in a
+        PUT/POST body."""
+        if call.request.method in ("GET", "DELETE"):
+            values = [v for k, v in call.query if k == name or k.startswith(name + ".")]
+            return values or None
+        value = call.params.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise WireError(400, f"field[{name}] of API[{call.api.name}] must be a list of strings, but got {value!r}")
+        return value
+
+    def _api_delete_image(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.delete_image(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
+        return self._accepted(call, job)
+
+    def _api_expunge_image(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.expunge_image(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
+        return self._accepted(call, job)
+
+    def _api_recover_image(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.recover_image(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
+        return self._accepted(call, job)
+
+    def _api_change_image_state(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.change_image_state(job, call.auth, call.variables["uuid"], call.params.get("stateEvent"))
         return self._accepted(call, job)
 
     # ------------------------------------------------------------------ VM lifecycle (§13)
