@@ -156,7 +156,7 @@ def render(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
 class ApiError(Exception):
     """A ZStack ErrorCode (§3.6): rendered as {"error": {...}} with HTTP 503."""
 
-    def __init__(self, code: str, details: str, cause: ApiError | None = None) -> None:
+    def __init__(self, code: str, details: str | None, cause: ApiError | None = None) -> None:
         super().__init__(f"{code}: {details}")
         self.code = code
         self.details = details
@@ -166,8 +166,9 @@ class ApiError(Exception):
         out: dict[str, Any] = {
             "code": self.code,
             "description": ERROR_DESCRIPTIONS.get(self.code, "An operation failed"),
-            "details": self.details,
         }
+        if self.details is not None:  # null fields are omitted (§9)
+            out["details"] = self.details
         if self.cause is not None:
             out["cause"] = self.cause.to_dict()
         else:
@@ -1538,6 +1539,85 @@ class ZStackNode:
             return apply
 
         self._submit(job, intercept, queued)
+
+    def update_vm(
+        self,
+        job: Job,
+        auth: Auth,
+        vm_uuid: str,
+        name: str | None,
+        description: str | None,
+        system_tags: list[str],
+    ) -> None:
+        """UpdateVmInstance with name, description and the ISO order tag `iso::<iso>::<deviceId>` (point 11).
+
+        APIUpdateVmInstanceMsg.java:22-41 and VmInstanceBase.java:5580-5642 @ 5a29293: the internal
+        UpdateVmInstanceMsg runs in the VM's queue with no state check (VmInstanceApiInterceptor.java:489-555
+        returns early without cpuNum/memorySize). Flow `update-vm-properties-without-cpu-and-memory`
+        (L5420-5578) first saves name/description, then calls updateVmIsoFirstOrder (L5652-5706), database only:
+        the ISO's CD-ROM and the lowest-deviceId CD-ROM swap their ISOs. Reproduced as the node runs it:
+        - the tag's deviceId is ignored; only the first tag matching iso::{iso}::{deviceId} counts;
+        - an ISO not on the VM is SYS.1006, after name/description were saved;
+        - a CD-ROM without ISO before the ISO's one (the stream's v.getIsoUuid().equals(...), L5681) is a
+          NullPointerException: SYS.1000 without details (SimpleFlowChain.java:384-388), names saved too;
+        - the ISO's former CD-ROM gets the other ISO, but its isoInstallPath is overwritten with the other CD-ROM's
+          protocol and its own protocol stays (L5695-5697).
+        """
+        vm_uuid = java_trim(vm_uuid)  # APIMessage.java:204-226
+        iso_uuid = find_tag_value(system_tags, "iso::{iso}::{deviceId}", "iso")  # VmSystemTags.java:73-77
+
+        def intercept() -> tuple[str, None]:
+            self._find_vm(vm_uuid, "uuid")  # SYS.1003
+            for field_name, value, limit in (("name", name, 255), ("description", description, 2048)):
+                if value is not None and len(value) > limit:  # ApiMessageParamValidator.java:29-35: SYS.1007
+                    raise argerr(
+                        f"field[{field_name}] of message[{PARAM_VALIDATOR}] exceeds max length of string. "
+                        f"expected was <= {limit}, actual was {len(value)}"
+                    )
+            self._check_session(auth)
+            return vm_uuid, None
+
+        def queued(_: None) -> Callable[[], dict[str, Any]]:
+            vm = self._find_vm(vm_uuid, "uuid")
+
+            def apply() -> dict[str, Any]:
+                if name is not None or description is not None:
+                    if name is not None:
+                        vm["name"] = name
+                    if description is not None:
+                        vm["description"] = description
+                    vm["lastOpDate"] = time.time()
+                if iso_uuid is not None:
+                    self._move_iso_first(vm, iso_uuid)
+                return {"inventory": self._vm_inventory(vm)}
+
+            return apply
+
+        self._submit(job, intercept, queued)
+
+    def _move_iso_first(self, vm: dict[str, Any], iso_uuid: str) -> None:
+        """VmInstanceBase.updateVmIsoFirstOrder (L5652-5706 @ 5a29293), bugs included (see update_vm)."""
+        cdroms = self._cdroms_of(vm["uuid"])  # ordered by deviceId ASC, as the node's query
+        if iso_uuid not in [c["isoUuid"] for c in cdroms if c["isoUuid"]]:
+            raise operr(f"ISO[uuid:{iso_uuid}] is not attached to VM[uuid:{vm['uuid']}]")  # L5666
+        if len(cdroms) <= 1 or cdroms[0]["isoUuid"] == iso_uuid:
+            return
+        source = None
+        for cd in cdroms:  # stream().filter(v -> v.getIsoUuid().equals(isoUuid)).findAny()
+            if cd["isoUuid"] is None:
+                raise ApiError("SYS.1000", None)  # NullPointerException: inerr(null), no details
+            if cd["isoUuid"] == iso_uuid:
+                source = cd
+                break
+        assert source is not None
+        target = cdroms[0]
+        target_iso, target_protocol = target["isoUuid"], target["protocol"]
+        target["isoUuid"], target["isoInstallPath"] = source["isoUuid"], source["isoInstallPath"]
+        target["protocol"] = source["protocol"]
+        source["isoUuid"] = target_iso
+        source["isoInstallPath"] = target_protocol  # setIsoInstallPath(path) then setIsoInstallPath(protocol)
+        now = time.time()
+        target["lastOpDate"] = source["lastOpDate"] = now
 
     def renew_session(self, job: Job, auth: Auth, session_uuid: str, duration: int | None) -> None:
         """§1.3 RenewSession (async, auth required)."""

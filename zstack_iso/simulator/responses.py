@@ -116,7 +116,9 @@ ROUTES: list[tuple[str, list[Api]]] = [
         Api("RebootVmInstance", "PUT", "vm:reboot", action="rebootVmInstance", result="vmInstance"),
         Api("RecoverVmInstance", "PUT", "vm:recover", action="recoverVmInstance", result="vmInstance"),
         Api("ExpungeVmInstance", "PUT", "vm:expunge", action="expungeVmInstance"),
-        _unsupported("UpdateVmInstance", "PUT", action="updateVmInstance"),
+        Api("UpdateVmInstance", "PUT", "update_vm", action="updateVmInstance", result="vmInstance",
+            strings=("name", "description", "state", "defaultL3NetworkUuid", "platform", "guestOsType"),
+            ints=("cpuNum", "memorySize", "reservedMemorySize")),
     ]),
     ("/v1/vm-instances/cdroms", [
         _query_api("QueryVmCdRom", "vmCdRom"),
@@ -706,6 +708,23 @@ class ZStackResponses:
         return self._accepted(call, job)
 
     # ------------------------------------------------------------------ VM lifecycle (§13)
+
+    _UPDATE_VM_FIELDS_NOT_SERVED = (
+        "state", "defaultL3NetworkUuid", "platform", "cpuNum", "memorySize", "reservedMemorySize", "guestOsType",
+    )  # fmt: skip
+
+    def _api_update_vm(self, call: _Call) -> Reply:
+        unserved = [f for f in self._UPDATE_VM_FIELDS_NOT_SERVED if call.params.get(f) is not None]
+        if unserved:
+            raise WireError(
+                501, f"UpdateVmInstance of {', '.join(unserved)} is not implemented by the ZStack simulator"
+            )
+        job = self._accept(call)
+        p = call.params
+        self.node.update_vm(
+            job, call.auth, call.variables["uuid"], p.get("name"), p.get("description"), call.system_tags
+        )
+        return self._accepted(call, job)
 
     def _api_vm(self, call: _Call, action: str) -> Reply:
         job = self._accept(call)
