@@ -1,7 +1,9 @@
 """SimCtl: a small test helper around a running simulator, over plain `requests` (never zstack_iso.client).
 
 Lookups (vm, image, cdroms, vm_inventory, access_key) read the control API's inventory dump, so they add
-nothing to the journal; `zstack()` makes real ZStack calls as admin (journaled, one cached login).
+nothing to the journal; `zstack()` makes real ZStack calls as admin (journaled, one cached login), and so do the
+operations for out-of-band changes (delete_image, expunge_image, recover_image, change_image_state,
+change_iso_order, start_vm, stop_vm, destroy_vm, recover_vm, expunge_vm, delete_cdrom).
 """
 
 from __future__ import annotations
@@ -101,6 +103,85 @@ class SimCtl:
         except KeyError:
             vm_uuid = vm
         self._control("PUT", f"vm-instances/{vm_uuid}/state", {"state": state, "seconds": seconds})
+
+    # ------------------------------------------------------------------ ZStack operations as admin
+    # Out-of-band changes for tests, on the real node's REST paths (journaled like any ZStack call). Each takes
+    # names or UUIDs, waits for the job and returns (status, body); with check=True (the default) anything but a
+    # 200 raises AssertionError.
+
+    def _ref(self, kind: str, name_or_uuid: str) -> str:
+        try:
+            return self.vm(name_or_uuid) if kind == "vm" else self.image(name_or_uuid)
+        except KeyError:
+            return name_or_uuid  # a UUID (or a name that is gone: the node answers for it)
+
+    def _op(self, method: str, path: str, check: bool, **kwargs: Any) -> tuple[int, Any]:
+        status, body = self.zstack(method, path, **kwargs)
+        if check and status != 200:
+            raise AssertionError(f"{method} {path} answered {status}: {body}")
+        return status, body
+
+    def delete_image(
+        self,
+        image: str,
+        *,
+        backup_storage_uuids: list[str] | None = None,
+        delete_mode: str | None = None,
+        check: bool = True,
+    ) -> tuple[int, Any]:
+        """DeleteImage: detaches the image from every VM; with the default policy it stays, status Deleted."""
+        params: list[tuple[str, str]] = [("backupStorageUuids", u) for u in backup_storage_uuids or []]
+        if delete_mode is not None:
+            params.append(("deleteMode", delete_mode))
+        return self._op("DELETE", f"images/{self._ref('image', image)}", check, params=params or None)
+
+    def expunge_image(
+        self, image: str, *, backup_storage_uuids: list[str] | None = None, check: bool = True
+    ) -> tuple[int, Any]:
+        """ExpungeImage of a deleted image: it is gone from queries."""
+        body: dict[str, Any] = {"backupStorageUuids": backup_storage_uuids} if backup_storage_uuids else {}
+        return self._op("PUT", f"images/{self._ref('image', image)}/actions", check, json={"expungeImage": body})
+
+    def recover_image(
+        self, image: str, *, backup_storage_uuids: list[str] | None = None, check: bool = True
+    ) -> tuple[int, Any]:
+        """RecoverImage of a deleted image: Ready again, attached nowhere."""
+        body: dict[str, Any] = {"backupStorageUuids": backup_storage_uuids} if backup_storage_uuids else {}
+        return self._op("PUT", f"images/{self._ref('image', image)}/actions", check, json={"recoverImage": body})
+
+    def change_image_state(self, image: str, state_event: str, *, check: bool = True) -> tuple[int, Any]:
+        """ChangeImageState with stateEvent "enable" or "disable"; attachments are not touched."""
+        body = {"changeImageState": {"stateEvent": state_event}}
+        return self._op("PUT", f"images/{self._ref('image', image)}/actions", check, json=body)
+
+    def change_iso_order(self, vm: str, iso: str, device_id: int = 0, *, check: bool = True) -> tuple[int, Any]:
+        """UpdateVmInstance with the `iso::<iso>::<deviceId>` system tag: the ISO moves to the VM's lowest-deviceId
+        CD-ROM, whose ISO moves to the ISO's former CD-ROM (the node ignores device_id). Fails as the node does
+        (SYS.1000) when an empty CD-ROM comes before the ISO's."""
+        body = {"updateVmInstance": {}, "systemTags": [f"iso::{self._ref('image', iso)}::{device_id}"]}
+        return self._op("PUT", f"vm-instances/{self._ref('vm', vm)}/actions", check, json=body)
+
+    def start_vm(self, vm: str, *, check: bool = True) -> tuple[int, Any]:
+        return self._op("PUT", f"vm-instances/{self._ref('vm', vm)}/actions", check, json={"startVmInstance": {}})
+
+    def stop_vm(self, vm: str, *, check: bool = True) -> tuple[int, Any]:
+        return self._op("PUT", f"vm-instances/{self._ref('vm', vm)}/actions", check, json={"stopVmInstance": {}})
+
+    def destroy_vm(self, vm: str, *, check: bool = True) -> tuple[int, Any]:
+        """DestroyVmInstance: Destroyed, its CD-ROMs and their ISOs kept."""
+        return self._op("DELETE", f"vm-instances/{self._ref('vm', vm)}", check)
+
+    def recover_vm(self, vm: str, *, check: bool = True) -> tuple[int, Any]:
+        """RecoverVmInstance of a Destroyed VM: Stopped, with its CD-ROMs and ISOs."""
+        return self._op("PUT", f"vm-instances/{self._ref('vm', vm)}/actions", check, json={"recoverVmInstance": {}})
+
+    def expunge_vm(self, vm: str, *, check: bool = True) -> tuple[int, Any]:
+        """ExpungeVmInstance of a Destroyed VM: the VM and its CD-ROMs are gone, the images untouched."""
+        return self._op("PUT", f"vm-instances/{self._ref('vm', vm)}/actions", check, json={"expungeVmInstance": {}})
+
+    def delete_cdrom(self, cdrom_uuid: str, *, check: bool = True) -> tuple[int, Any]:
+        """DeleteVmCdRom (the VM must be Stopped), also of a CD-ROM that holds an ISO."""
+        return self._op("DELETE", f"vm-instances/cdroms/{cdrom_uuid}", check)
 
     # ------------------------------------------------------------------ raw ZStack calls as admin
 

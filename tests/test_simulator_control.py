@@ -57,12 +57,24 @@ def test_journal_hides_session_uuids_in_paths(sim: SimCtl) -> None:
 
 
 def test_config_put_changes_a_subset_and_returns_the_whole_config(sim: SimCtl) -> None:
-    assert sim.config(latencyMs=5) == {"jobSeconds": 0.02, "latencyMs": 5.0, "sessionTimeoutSeconds": 7200}
+    assert sim.config(latencyMs=5) == {
+        "jobSeconds": 0.02,
+        "latencyMs": 5.0,
+        "sessionTimeoutSeconds": 7200,
+        "strictAttach": False,
+    }
     assert requests.get(f"{sim.url}/_simulator/config", timeout=5).json()["latencyMs"] == 5.0
 
 
 def test_config_rejects_unknown_keys_and_bad_values(sim: SimCtl) -> None:
-    for body in ({"jobSecs": 1}, {"jobSeconds": "fast"}, {"latencyMs": -1}, {"sessionTimeoutSeconds": 1.5}):
+    for body in (
+        {"jobSecs": 1},
+        {"jobSeconds": "fast"},
+        {"latencyMs": -1},
+        {"sessionTimeoutSeconds": 1.5},
+        {"strictAttach": "yes"},
+        {"strictAttach": 1},
+    ):
         r = requests.put(f"{sim.url}/_simulator/config", json=body, timeout=5)
         assert r.status_code == 400 and "error" in r.json()
 
@@ -232,11 +244,11 @@ def test_reset_restores_inventory_config_and_clears_faults_journal_sessions(sim:
     sim.zstack("POST", attach_path(sim))
     sim.zstack("PUT", f"vm-instances/{sim.vm('old-1')}/actions", json={"expungeVmInstance": {}})
     session = sim.login()
-    sim.config(jobSeconds=3, latencyMs=10)
+    sim.config(jobSeconds=3, latencyMs=10, strictAttach=True)
     sim.fault(pathRegex=".", action="http_status", status=500, times=None)
     sim.reset()
     assert rescue_count(sim) == 0 and sim.vm("old-1")
-    assert sim.config() == {"jobSeconds": 0.02, "latencyMs": 0.0, "sessionTimeoutSeconds": 7200}
+    assert sim.config() == {"jobSeconds": 0.02, "latencyMs": 0.0, "sessionTimeoutSeconds": 7200, "strictAttach": False}
     assert sim.journal()["counters"]["requests"] == 0
     r = requests.get(f"{sim.api}/accounts/sessions/{session}/valid", timeout=5)
     assert r.json() == {"valid": False}

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
+import requests
+
 from tests.simctl import SimCtl
+from zstack_iso.simulator import run_simulator
+from zstack_iso.simulator.seed import DEFAULT_SEED_PATH
 
 UBUNTU, RESCUE = "ubuntu-22.04-server.iso", "rescue.iso"
 
@@ -168,7 +175,8 @@ def test_delete_cdrom_of_running_vm_fails_vm1010(sim: SimCtl) -> None:
 
 
 def test_delete_of_unknown_cdrom_succeeds(sim: SimCtl) -> None:
-    assert sim.zstack("DELETE", f"vm-instances/cdroms/{'d' * 32}") == (200, {})
+    # PortApiValidator.java:80-96 @ 5a29293: an unknown UUID of RFC 4122 shape succeeds at once
+    assert sim.zstack("DELETE", f"vm-instances/cdroms/{uuid.uuid4().hex}") == (200, {})
 
 
 def test_delete_cdrom_with_invalid_uuid_fails_sys1003(sim: SimCtl) -> None:
@@ -211,3 +219,121 @@ def test_set_default_on_the_default_cdrom_fails_sys1007(sim: SimCtl) -> None:
     status, body = sim.zstack("PUT", f"vm-instances/{vm}/cdroms/{cd}/actions", json={"setVmInstanceDefaultCdRom": {}})
     assert status == 503
     assert body["error"]["code"] == "SYS.1007" and body["error"]["details"] == f"The CdRom[{cd}] Already the default"
+
+
+# ---- DeleteVmCdRom as the node validates it (point 6): VmInstanceBase.java:8274-8347, PortApiValidator.java:74-101
+
+
+@pytest.mark.parametrize(
+    "value",
+    # version nibble d, version nibble 0, upper case, version nibble 6, variant nibble c
+    ["d" * 32, "00000000000000000000000000000002", "9F1C2B3A4D5E4F60A1B2C3D4E5F60718",
+     "9f1c2b3a4d5e6f60a1b2c3d4e5f60718", "9f1c2b3a4d5e4f60c1b2c3d4e5f60718"],
+)  # fmt: skip
+def test_delete_of_unknown_cdrom_with_a_uuid_not_of_rfc4122_shape_fails_sys1003(sim: SimCtl, value: str) -> None:
+    # PortApiValidator.java:81-85 @ 5a29293: [0-9a-f]{8}[0-9a-f]{4}[1-5][0-9a-f]{3}[89ab][0-9a-f]{3}[0-9a-f]{12}
+    status, body = sim.zstack("DELETE", f"vm-instances/cdroms/{value}")
+    assert status == 503
+    assert body["error"]["code"] == "SYS.1003"
+    assert body["error"]["details"] == f"invalid value[{value}] of field [uuid]"
+
+
+def test_delete_of_unknown_cdrom_succeeds_even_with_a_bad_session(sim: SimCtl) -> None:
+    # PortApiValidator runs in ApiParamValidator (SYSTEM), before the session check (FRONT): it publishes the
+    # success event and stops routing (PortApiValidator.java:88-96 @ 5a29293)
+    r = sim.submit("DELETE", f"vm-instances/cdroms/{uuid.uuid4().hex}", headers={"Authorization": "OAuth nope"})
+    assert sim.wait(r.json()["location"]) == (200, {})
+
+
+def test_delete_of_existing_cdrom_with_a_bad_session_fails_id1001(sim: SimCtl) -> None:
+    cd = sim.cdroms(sim.vm("db-1"))[1]["uuid"]
+    r = sim.submit("DELETE", f"vm-instances/cdroms/{cd}", headers={"Authorization": "OAuth nope"})
+    assert sim.wait(r.json()["location"])[1]["error"]["code"] == "ID.1001"
+    assert len(sim.cdroms(sim.vm("db-1"))) == 2
+
+
+def test_delete_cdrom_of_running_vm_names_the_internal_message(sim: SimCtl) -> None:
+    # VmInstanceBase.java:8274-8336 @ 5a29293: the API sends DeleteVmCdRomMsg, whose state check
+    # (AbstractVmInstance.java:109, L219-231) names it; allowed only in Stopped
+    cd = sim.cdroms(sim.vm("web-1"))[0]["uuid"]
+    status, body = sim.zstack("DELETE", f"vm-instances/cdroms/{cd}")
+    details = (
+        "current vm instance state[Running] doesn't allow to proceed message"
+        "[org.zstack.header.vm.cdrom.DeleteVmCdRomMsg], allowed states are [Stopped]"
+    )
+    assert status == 503
+    assert body["error"]["code"] == "SYS.1006" and body["error"]["details"] == details
+    assert body["error"]["cause"]["code"] == "VM.1010" and body["error"]["cause"]["details"] == details
+
+
+def test_delete_cdrom_trims_the_uuid(sim: SimCtl) -> None:
+    # APIMessage.java:204-226 @ 5a29293: String fields are trimmed before the validators run
+    cd = sim.cdroms(sim.vm("db-1"))[1]["uuid"]
+    assert sim.zstack("DELETE", f"vm-instances/cdroms/%20{cd}%20") == (200, {})
+    assert [c["uuid"] for c in sim.cdroms(sim.vm("db-1"))] == [sim.cdroms(sim.vm("db-1"))[0]["uuid"]]
+
+
+# ---- DeleteVmCdRom of a CD-ROM holding an ISO (point 13): VmInstanceBase.java:8296-8396, VmCdRomBasicCase
+
+
+def test_delete_cdrom_holding_an_iso_on_a_stopped_vm_drops_the_iso_and_keeps_other_device_ids(sim: SimCtl) -> None:
+    # VmInstanceBase.java:8338-8347 @ 5a29293: existence only, then dbf.removeByPrimaryKey: no ISO check, no
+    # detach flow, no renumbering (VmCdRomBasicCase.testDeleteVmCdRom L230-240)
+    vm = sim.vm("db-1")
+    attach(sim, "db-1", RESCUE)
+    holder, other = sim.cdroms(vm)
+    assert holder["isoUuid"] == sim.image(RESCUE) and holder["deviceId"] == 0
+    assert sim.zstack("DELETE", f"vm-instances/cdroms/{holder['uuid']}") == (200, {})
+    assert sim.cdroms(vm) == [other] and other["deviceId"] == 1
+    assert sim.zstack("GET", f"images/{sim.image(RESCUE)}")[1]["inventories"][0]["status"] == "Ready"
+    status, body = sim.zstack("GET", f"vm-instances/{vm}")
+    assert all(c.get("isoUuid") != sim.image(RESCUE) for c in body["inventories"][0]["vmCdRoms"])
+
+
+def test_cdrom_created_after_a_delete_takes_the_lowest_free_device_id(sim: SimCtl) -> None:
+    # VmInstanceBase.java:8349-8396 @ 5a29293 (BitSet.nextClearBit); VmCdRomBasicCase.testCreateVmCdRom L243-257
+    vm = sim.vm("db-1")
+    first = sim.cdroms(vm)[0]["uuid"]
+    assert sim.zstack("DELETE", f"vm-instances/cdroms/{first}") == (200, {})
+    status, body = create_cdrom(sim, "db-1")
+    assert status == 200 and body["inventory"]["deviceId"] == 0
+    assert "isoUuid" not in body["inventory"] and "isoInstallPath" not in body["inventory"]
+
+
+# ---- side findings: detach keeps protocol; @APIParam errors name ApiMessageParamValidator
+
+
+def test_detach_keeps_the_cdrom_protocol() -> None:
+    # VmInstanceBase.java:4585-4592 (database-only branch) and L4614-4621 (after the flows) @ 5a29293 clear
+    # isoUuid and isoInstallPath only
+    import json
+
+    seed = json.loads(DEFAULT_SEED_PATH.read_text())
+    db1 = next(vm for vm in seed["vmInstances"] if vm["name"] == "db-1")
+    db1["cdRoms"][0].update(iso=RESCUE, protocol="file")
+    with run_simulator(seed=seed, job_seconds=0.01) as s:
+        sim = SimCtl(s.url)
+        assert detach(sim, "db-1", RESCUE)[0] == 200
+        cd = sim.cdroms(sim.vm("db-1"))[0]
+        assert cd["protocol"] == "file" and "isoUuid" not in cd and "isoInstallPath" not in cd
+
+
+def test_missing_mandatory_field_names_the_param_validator(sim: SimCtl) -> None:
+    # ApiMessageParamValidator.java:19-21 @ 5a29293 formats message[...] with its own class name
+    status, reply = sim.zstack("POST", "vm-instances/cdroms", json={"params": {"vmInstanceUuid": sim.vm("db-1")}})
+    assert status == 503 and reply["error"]["details"] == (
+        "field[name] of message[org.zstack.header.message.ApiMessageParamValidator] is mandatory, can not be null"
+    )
+    r = requests.put(f"{sim.api}/accounts/login", json={"logInByAccount": {"accountName": "admin"}}, timeout=5)
+    assert r.json()["error"]["details"] == (
+        "field[password] of message[org.zstack.header.message.ApiMessageParamValidator] is mandatory, can not be null"
+    )
+
+
+def test_invalid_stop_type_names_the_param_validator(sim: SimCtl) -> None:
+    # ApiMessageParamValidator.java:111-116 @ 5a29293 (validValues)
+    status, body = sim.zstack("PUT", f"vm-instances/{sim.vm('web-1')}/actions", json={"stopVmInstance": {"type": "x"}})
+    assert status == 503 and body["error"]["details"] == (
+        "valid value for field[type] of message[org.zstack.header.message.ApiMessageParamValidator] are "
+        "[grace, cold], but x found"
+    )

@@ -163,6 +163,15 @@ def test_cli_prints_the_url_first_logs_to_stderr_and_stops_on_sigterm() -> None:
         proc.kill()
 
 
+def test_cli_strict_attach_option_sets_the_config() -> None:
+    proc, url = start_cli("--strict-attach", "--quiet")
+    try:
+        assert requests.get(f"{url}/_simulator/config", timeout=5).json()["strictAttach"] is True
+    finally:
+        proc.kill()
+        proc.communicate(timeout=5)
+
+
 def test_cli_state_file_survives_kill_9_in_the_middle_of_writes(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     proc, url = start_cli("--job-seconds", "0.005", "--state", str(state), "--quiet")
@@ -239,3 +248,23 @@ def test_stopped_simulator_cuts_open_keep_alive_connections(tmp_path: Path) -> N
         assert http.put(url, json={"getVersion": {}}, timeout=5).status_code == 200
     with pytest.raises(requests.ConnectionError):
         http.put(url, json={"getVersion": {}}, timeout=5)
+
+
+def test_deleted_images_and_iso_order_survive_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    with run_simulator(state_file=state, job_seconds=0.01) as s:
+        sim = SimCtl(s.url)
+        for iso in ("ubuntu-22.04-server.iso", RESCUE):
+            sim.zstack("POST", f"vm-instances/{sim.vm('web-1')}/iso/{sim.image(iso)}")
+        sim.change_iso_order("web-1", RESCUE)
+        sim.delete_image("virtio-win-0.1.240.iso")
+        internal_id = sim.vm_inventory(sim.vm("web-1"))["internalId"]
+    with run_simulator(state_file=state, job_seconds=0.01) as s:
+        sim = SimCtl(s.url)
+        assert [c.get("isoUuid") for c in sim.cdroms(sim.vm("web-1"))][:2] == [
+            sim.image(RESCUE),
+            sim.image("ubuntu-22.04-server.iso"),
+        ]
+        image = sim.zstack("GET", f"images/{sim.image('virtio-win-0.1.240.iso')}")[1]["inventories"][0]
+        assert image["status"] == "Deleted"
+        assert sim.vm_inventory(sim.vm("web-1"))["internalId"] == internal_id

@@ -18,7 +18,9 @@ def names(sim: SimCtl, path: str, *conditions: str, **params) -> list[str]:
 def test_query_all_vms_returns_inventories_and_schema(sim: SimCtl) -> None:
     status, body = sim.zstack("GET", "vm-instances")
     assert status == 200
-    assert body["schema"] == {}
+    # JsonSchemaBuilder.java:102-155 @ 5a29293: the reverse of a post-order walk, so the last VM comes first
+    assert list(body["schema"])[0] == "inventories[4]"
+    assert body["schema"]["inventories[0]"] == "org.zstack.header.vm.VmInstanceInventory"
     assert [v["name"] for v in body["inventories"]] == ALL_VMS
     assert all("vmCdRoms" in v for v in body["inventories"])
 
@@ -140,3 +142,86 @@ def test_unknown_field_is_503_sys1000(sim: SimCtl) -> None:
 def test_non_integer_limit_is_plain_400(sim: SimCtl) -> None:
     status, text = sim.zstack("GET", "vm-instances", params={"limit": "ten"})
     assert status == 400 and "limit" in text
+
+
+# ---- handleQueryApi's own parameter parsing (RestServer.java:1074-1197 @ 5a29293)
+
+
+def query(sim: SimCtl, path: str = "vm-instances", params=None) -> tuple[int, object]:
+    return sim.zstack("GET", path, params=params)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("TRUE", True), (" true ", True), ("yes", False), ("1", False)])
+def test_count_and_reply_with_count_parse_as_java_boolean(sim: SimCtl, value: str, expected: bool) -> None:
+    # RestServer.java:1116-1121 @ 5a29293: Boolean.parseBoolean of the trimmed value; never an error
+    status, body = query(sim, params={"count": value})
+    assert status == 200 and (body == {"total": 5, "schema": {}}) is expected
+    status, body = query(sim, params={"replyWithCount": value, "limit": 1})
+    assert status == 200 and ("total" in body) is expected and len(body["inventories"]) == 1
+
+
+@pytest.mark.parametrize(("value", "count"), [("+2", 2), (" 3 ", 3), ("0", 0), ("١", 1)])
+def test_limit_parses_as_java_integer_value_of(sim: SimCtl, value: str, count: int) -> None:
+    # RestServer.java:1104-1109 @ 5a29293: Integer.valueOf of the trimmed value (sign, Unicode digits)
+    status, body = query(sim, params={"limit": value, "replyWithCount": "true"})
+    assert status == 200 and len(body["inventories"]) == count and body["total"] == 5
+
+
+@pytest.mark.parametrize("value", ["5_0", "2147483648", "", "1e3", "0x10"])
+def test_limit_that_java_does_not_parse_is_plain_400(sim: SimCtl, value: str) -> None:
+    assert query(sim, params={"limit": value}) == (400, "Invalid query parameter. 'limit' must be an integer")
+
+
+def test_negative_limit_is_503_sys1000_from_the_query_layer(sim: SimCtl) -> None:
+    # RestServer.java passes it on; QueryVisitor.java:186-193 gives it to JPA setMaxResults, which refuses it;
+    # QueryFacadeImpl.java:378-379 wraps it; @MessageSafe answers SYS.1000 (wording: Hibernate, UNCONFIRMED for 5.3)
+    status, body = query(sim, params={"limit": "-5", "start": "-1"})  # both negative: the limit error wins
+    assert status == 503
+    assert body["error"]["code"] == "SYS.1000"
+    assert body["error"]["details"] == "java.lang.IllegalArgumentException: max-results cannot be negative"
+
+
+def test_negative_start_is_503_sys1000(sim: SimCtl) -> None:
+    status, body = query(sim, params={"start": "-1", "count": "true"})
+    assert status == 503
+    assert body["error"]["details"] == "java.lang.IllegalArgumentException: first-result value cannot be negative : -1"
+
+
+def test_query_by_uuid_path_ignores_every_query_parameter(sim: SimCtl) -> None:
+    # RestServer.java:1084-1097 @ 5a29293: GET .../{uuid} is uuid=<uuid>, sent at once
+    params = {"limit": "abc", "q": "name=nothing", "count": "true", "fields": "uuid", "start": "-1"}
+    status, body = query(sim, f"vm-instances/{sim.vm('db-1')}", params=params)
+    assert status == 200 and [v["name"] for v in body["inventories"]] == ["db-1"]
+    assert "state" in body["inventories"][0] and "total" not in body
+
+
+def test_empty_parameter_name_is_read_as_q(sim: SimCtl) -> None:
+    # RestServer.java:1136 @ 5a29293: `"q".startsWith(varname)` holds for an empty name too
+    assert names(sim, "vm-instances", **{"": "name=web-2"}) == ["web-2"]
+
+
+def test_condition_is_split_once_by_whole_separator(sim: SimCtl) -> None:
+    # RestServer.java:1157-1169 @ 5a29293: StringUtils.splitByWholeSeparator(cond, op, 2) treats adjacent
+    # separators as one, so "name==web-1" is name = "web-1", and "name=" is name = "" (a trailing empty token)
+    assert names(sim, "vm-instances", "name==web-1") == ["web-1"]
+    assert names(sim, "vm-instances", "name=") == []
+
+
+def test_condition_without_a_field_is_plain_400_naming_the_query_op(sim: SimCtl) -> None:
+    assert query(sim, params={"q": "=web-1"}) == (
+        400,
+        "Invalid query parameter. The '=web-1' in parameter[q] is not a key-value pair split by =",
+    )
+    assert query(sim, params={"q": "?=a,b"}) == (
+        400,
+        "Invalid query parameter. The '?=a,b' in parameter[q] is not a key-value pair split by in",
+    )
+
+
+def test_condition_without_operator_lists_the_operators_in_double_brackets(sim: SimCtl) -> None:
+    # RestServer.java:1150-1154 @ 5a29293: asList(QUERY_OP_MAPPING.keySet()) is a list of one set
+    assert query(sim, params={"q": "name"}) == (
+        400,
+        "Invalid query parameter. The 'name' in the parameter[q] doesn't contain any query operator. Valid query "
+        "operators are [[!=, >=, <=, !?=, !~=, ~=, ?=, =, >, <, is null, not null]]",
+    )

@@ -23,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--job-seconds", type=float, default=1.0, help="duration of every async job (default 1)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every ZStack API request")
     p.add_argument("--session-timeout", type=int, default=7200, help="session timeout in seconds (default 7200)")
+    p.add_argument(
+        "--strict-attach",
+        action="store_true",
+        help="refuse an ISO that is not Enabled and Ready, and a cdromUuid:: tag naming another VM's CD-ROM, which "
+        "the open-source node accepts (the control API's strictAttach config)",
+    )
     p.add_argument("--tls-cert", help="PEM certificate: serve HTTPS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     p.add_argument("--quiet", action="store_true", help="no request log on stderr")
@@ -46,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             args.tls_key,
             session_timeout_seconds=args.session_timeout,
             log_requests=not args.quiet,
+            strict_attach=args.strict_attach,
         )
     except (SeedError, OSError, ValueError) as exc:
         print(f"cannot start the ZStack simulator: {exc}", file=sys.stderr)

@@ -51,6 +51,11 @@ MAX_KEPT_JOBS = 20000
 MAX_SESSIONS_PER_ACCOUNT = 500  # §1.1 identity.session.maxConcurrent
 STATE_FORMAT_VERSION = 1
 UUID_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+# PortApiValidator.java:81 @ 5a29293: what an unknown UUID must look like (a dash-less RFC 4122 v1-5 UUID, lower
+# case) for an @APIParam(successIfResourceNotExisting=true) field to succeed at once
+RESOURCE_UUID_RE = re.compile(r"[0-9a-f]{8}[0-9a-f]{4}[1-5][0-9a-f]{3}[89ab][0-9a-f]{3}[0-9a-f]{12}")
+# ApiMessageParamValidator.java:18-21,111-116 @ 5a29293 names itself, not the API, in its errors
+PARAM_VALIDATOR = "org.zstack.header.message.ApiMessageParamValidator"
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -68,31 +73,38 @@ def parse_zstack_date(text: str) -> float:
     return time.mktime(time.strptime(text, "%b %d, %Y %I:%M:%S %p"))
 
 
-# Inventory field order follows the Java inventories (Gson writes declared fields in order, §9).
-VM_FIELDS = (
+# Inventory field order follows the Java inventories (Gson writes declared fields in order, §9); the file and
+# lines are those of [Z] header/src/main/java/org/zstack/header/... @ 5a29293.
+VM_FIELDS = (  # vm/VmInstanceInventory.java:153-273: internalId after state, guestOsType last
     "uuid", "name", "description", "zoneUuid", "clusterUuid", "imageUuid", "hostUuid", "lastHostUuid",
-    "instanceOfferingUuid", "rootVolumeUuid", "platform", "architecture", "guestOsType", "defaultL3NetworkUuid",
-    "type", "hypervisorType", "memorySize", "cpuNum", "cpuSpeed", "allocatorStrategy", "createDate", "lastOpDate",
-    "state", "vmNics", "allVolumes", "vmCdRoms",
+    "instanceOfferingUuid", "rootVolumeUuid", "platform", "architecture", "defaultL3NetworkUuid", "type",
+    "hypervisorType", "memorySize", "reservedMemorySize", "cpuNum", "cpuSpeed", "allocatorStrategy", "createDate",
+    "lastOpDate", "state", "internalId", "vmNics", "allVolumes", "vmCdRoms", "guestOsType",
 )  # fmt: skip
-CDROM_FIELDS = (
+CDROM_FIELDS = (  # vm/cdrom/VmCdRomInventory.java:18-37
     "uuid", "vmInstanceUuid", "deviceId", "isoUuid", "isoInstallPath", "name", "description", "protocol",
     "createDate", "lastOpDate",
 )  # fmt: skip
-IMAGE_FIELDS = (
+IMAGE_FIELDS = (  # image/ImageInventory.java:27-50 (systemTags is never set by valueOf)
     "uuid", "name", "description", "state", "status", "size", "actualSize", "md5Sum", "url", "mediaType",
     "guestOsType", "type", "platform", "architecture", "format", "system", "virtio", "createDate", "lastOpDate",
     "backupStorageRefs",
 )  # fmt: skip
-NIC_FIELDS = (
-    "uuid", "vmInstanceUuid", "l3NetworkUuid", "ip", "mac", "hypervisorType", "netmask", "gateway", "deviceId",
-    "type", "createDate", "lastOpDate",
+NIC_FIELDS = (  # vm/VmNicInventory.java:28-49 (ipVersion is deprecated and never set by the constructor)
+    "uuid", "vmInstanceUuid", "usedIpUuid", "l3NetworkUuid", "ip", "mac", "hypervisorType", "netmask", "gateway",
+    "metaData", "ipVersion", "driverType", "usedIps", "internalName", "deviceId", "type", "state", "createDate",
+    "lastOpDate",
 )  # fmt: skip
-VOLUME_FIELDS = (
-    "uuid", "name", "description", "primaryStorageUuid", "vmInstanceUuid", "rootImageUuid", "installPath", "type",
-    "format", "size", "actualSize", "deviceId", "state", "status", "isShareable", "createDate", "lastOpDate",
+USED_IP_FIELDS = (  # network/l3/UsedIpInventory.java:26-41 (ipInBinary is a byte[]: Gson writes signed bytes)
+    "uuid", "ipRangeUuid", "l3NetworkUuid", "ipVersion", "ip", "netmask", "gateway", "usedFor", "metaData",
+    "ipInLong", "ipInBinary", "vmNicUuid", "createDate", "lastOpDate",
 )  # fmt: skip
-BS_REF_FIELDS = (
+VOLUME_FIELDS = (  # volume/VolumeInventory.java:65-157
+    "uuid", "name", "description", "primaryStorageUuid", "vmInstanceUuid", "diskOfferingUuid", "rootImageUuid",
+    "installPath", "type", "format", "size", "actualSize", "deviceId", "state", "status", "createDate", "lastOpDate",
+    "isShareable", "volumeQos", "lastDetachDate", "lastVmInstanceUuid", "lastAttachDate", "protocol",
+)  # fmt: skip
+BS_REF_FIELDS = (  # image/ImageBackupStorageRefInventory.java:24-34
     "id", "imageUuid", "backupStorageUuid", "installPath", "status", "exportMd5Sum", "exportUrl", "createDate",
     "lastOpDate",
 )  # fmt: skip
@@ -101,8 +113,26 @@ BS_FIELDS = ("uuid", "name", "description", "url", "type", "state", "status", "a
 SESSION_FIELDS = ("uuid", "accountUuid", "userUuid", "userType", "expiredDate", "createDate")
 _NESTED_FIELDS = {
     "vmCdRoms": CDROM_FIELDS, "vmNics": NIC_FIELDS, "allVolumes": VOLUME_FIELDS, "backupStorageRefs": BS_REF_FIELDS,
+    "usedIps": USED_IP_FIELDS,
 }  # fmt: skip
-DATE_FIELDS = frozenset({"createDate", "lastOpDate", "expiredDate"})
+# @APINoSee fields of a top-level query row: QueryFacadeImpl.dropAPINoSee nulls them (QueryFacadeImpl.java:510-552
+# @ 5a29293); every other VM inventory (async results, candidates) carries internalId.
+QUERY_API_NO_SEE = {"vmInstance": ("internalId",)}
+
+# JsonSchemaBuilder (§14): the Java class of each inventory kind, and its fields that hold inventories, in
+# declared order (JsonSchemaBuilder.java:33-155 @ 5a29293 walks FieldUtils.getAllFields in that order).
+INVENTORY_CLASSES: dict[str, tuple[str, dict[str, str]]] = {
+    "vmInstance": ("org.zstack.header.vm.VmInstanceInventory",
+                   {"vmNics": "vmNic", "allVolumes": "volume", "vmCdRoms": "vmCdRom"}),
+    "vmNic": ("org.zstack.header.vm.VmNicInventory", {"usedIps": "usedIp"}),
+    "usedIp": ("org.zstack.header.network.l3.UsedIpInventory", {}),
+    "volume": ("org.zstack.header.volume.VolumeInventory", {}),
+    "vmCdRom": ("org.zstack.header.vm.cdrom.VmCdRomInventory", {}),
+    "image": ("org.zstack.header.image.ImageInventory", {"backupStorageRefs": "imageBackupStorageRef"}),
+    "imageBackupStorageRef": ("org.zstack.header.image.ImageBackupStorageRefInventory", {}),
+    "session": ("org.zstack.header.identity.SessionInventory", {}),
+}  # fmt: skip
+DATE_FIELDS = frozenset({"createDate", "lastOpDate", "expiredDate", "lastDetachDate", "lastAttachDate"})
 
 # §5.2 step 4 / §6.2 step 3: states in which the VM queue accepts ISO operations.
 ISO_OP_STATES = ("Running", "Stopped", "Paused")
@@ -126,7 +156,7 @@ def render(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
 class ApiError(Exception):
     """A ZStack ErrorCode (§3.6): rendered as {"error": {...}} with HTTP 503."""
 
-    def __init__(self, code: str, details: str, cause: ApiError | None = None) -> None:
+    def __init__(self, code: str, details: str | None, cause: ApiError | None = None) -> None:
         super().__init__(f"{code}: {details}")
         self.code = code
         self.details = details
@@ -136,13 +166,19 @@ class ApiError(Exception):
         out: dict[str, Any] = {
             "code": self.code,
             "description": ERROR_DESCRIPTIONS.get(self.code, "An operation failed"),
-            "details": self.details,
         }
+        if self.details is not None:  # null fields are omitted (§9)
+            out["details"] = self.details
         if self.cause is not None:
             out["cause"] = self.cause.to_dict()
         else:
             out["cost"] = "0ms"  # §3.6: set when elaboration is on and the error has no cause
         return out
+
+
+def java_trim(text: str) -> str:
+    """Java's String.trim(): strips the characters <= U+0020 at both ends (not other Unicode whitespace)."""
+    return text.strip("".join(chr(c) for c in range(33)))
 
 
 def operr(details: str) -> ApiError:
@@ -167,6 +203,56 @@ def state_error(vm: dict[str, Any], allowed: tuple[str, ...], message: str) -> A
     return ApiError("SYS.1006", details, cause=ApiError("VM.1010", details))
 
 
+def java_split(text: str, separator: str) -> list[str]:
+    """Java's String.split with a literal separator: trailing empty strings are dropped; no match gives [text]."""
+    if separator not in text:
+        return [text]
+    parts = text.split(separator)
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def find_tag_value(system_tags: list[str], tag_format: str, token: str) -> str | None:
+    """SystemTagUtils.findTagValue (SystemTagUtils.java:19-31 @ 5a29293): the token's value in the first tag that
+    TagUtils.isMatch accepts (TagUtils.java:33-67): same first character, as many `::` parts as the format (after
+    Java's split), literal parts equal. So `cdromUuid::` and `cdromUuid::a::b` are not cdromUuid tags at all."""
+    fmt = java_split(tag_format, "::")
+    for tag in system_tags:
+        if tag and tag[0] != tag_format[0]:
+            continue
+        parts = java_split(tag, "::")
+        if len(parts) != len(fmt):
+            continue
+        if all(f.startswith("{") or f == p for f, p in zip(fmt, parts, strict=True)):
+            return parts[fmt.index("{" + token + "}")]
+    return None
+
+
+def invalid_value(field_name: str, valid: tuple[str, ...], value: Any) -> ApiError:
+    # ApiMessageParamValidator.java:111-116 @ 5a29293 (@APIParam validValues): SYS.1007
+    return argerr(
+        f"valid value for field[{field_name}] of message[{PARAM_VALIDATOR}] are [{', '.join(valid)}], but {value} found"
+    )
+
+
+class _Answered(Exception):
+    """Raised by an interceptor when the node answers the API before any queue (the job succeeds at once)."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("answered")
+        self.result = result
+
+
+def success_if_not_existing(value: str, field_name: str = "uuid") -> None:
+    """PortApiValidator.java:74-101 @ 5a29293, for an @APIParam(successIfResourceNotExisting=true) field naming
+    nothing: SYS.1003 unless the value has the shape of a UUID, else the API's event is published at once (success,
+    an empty result) and routing stops: before the session check, so even a bad session gets the success."""
+    if not RESOURCE_UUID_RE.fullmatch(value):
+        raise ApiError("SYS.1003", f"invalid value[{value}] of field [{field_name}]")
+    raise _Answered({})
+
+
 class DuplicateJobError(Exception):
     """An X-Job-UUID that a POST/PUT/DELETE already used (§3.2)."""
 
@@ -184,6 +270,9 @@ class SimConfig:
     jobSeconds: float = 1.0
     latencyMs: float = 0.0
     sessionTimeoutSeconds: int = 7200  # §1.4 identity.session.timeout
+    # Refuse, as the simulator did before, what the open-source node accepts on attach: an ISO that is not
+    # Enabled and Ready, and a cdromUuid:: tag naming another VM's CD-ROM (a commercial build may check them)
+    strictAttach: bool = False
 
 
 @dataclass
@@ -295,6 +384,11 @@ QUERY_KINDS: dict[str, dict[str, Any]] = {
     },
 }
 QUERY_OPS = ("!=", ">=", "<=", "!?=", "!~=", "~=", "?=", "=", ">", "<", "is null", "not null")  # §4.2 order
+# RestServer.java:1052-1072 @ 5a29293 (QUERY_OP_MAPPING): the QueryOp each operator stands for
+QUERY_OP_NAMES = {
+    "!=": "!=", ">=": ">=", "<=": "<=", "!?=": "not in", "!~=": "not like", "~=": "like", "?=": "in", "=": "=",
+    ">": ">", "<": "<", "is null": "is null", "not null": "is not null",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -380,11 +474,14 @@ class ZStackNode:
         latency_ms: float = 0.0,
         session_timeout_seconds: int = 7200,
         state_file: str | Path | None = None,
+        strict_attach: bool = False,
     ) -> None:
         self._seed = seed if seed is not None else load_seed_file()
         self._lock = threading.RLock()
         self._stop = threading.Event()
-        self._initial_config = SimConfig(float(job_seconds), float(latency_ms), int(session_timeout_seconds))
+        self._initial_config = SimConfig(
+            float(job_seconds), float(latency_ms), int(session_timeout_seconds), bool(strict_attach)
+        )
         self.config = SimConfig(**asdict(self._initial_config))
         self.generation = 0
         self._queues: dict[str, _VmQueue] = {}
@@ -413,6 +510,10 @@ class ZStackNode:
         self.images: dict[str, dict[str, Any]] = inv["images"]
         self.vms: dict[str, dict[str, Any]] = inv["vmInstances"]
         self.cdroms: dict[str, dict[str, Any]] = inv["vmCdRoms"]
+        next_id = max((vm.get("internalId") or 0 for vm in self.vms.values()), default=0) + 1
+        for vm in self.vms.values():  # a state file written before VMs had an internalId
+            if vm.get("internalId") is None:
+                vm["internalId"], next_id = next_id, next_id + 1
 
     def _snapshot(self) -> dict[str, Any]:
         """The persistent state (called under the lock). VMs in a transitional or held state are saved settled."""
@@ -537,13 +638,15 @@ class ZStackNode:
                 uuid=uid,
                 api=api,
                 generation=self.generation,
-                timeout_ms=timeout_ms or DEFAULT_API_TIMEOUT_MS,
+                timeout_ms=DEFAULT_API_TIMEOUT_MS if timeout_ms is None else timeout_ms,
                 injected_error=injected_error,
                 expired=expired,
             )
             self.jobs[uid] = job
             self._persist()
-        if timeout_ms is not None:
+        # ApiTimeoutManagerImpl.java:119-123 @ 5a29293: a set timeout (0 and negative too) is the apiTimeout;
+        # what a node does with a timeout <= 0 was not traced (UNCONFIRMED): here it never times the job out.
+        if timeout_ms is not None and timeout_ms > 0:
             self._later(timeout_ms / 1000.0, lambda: self._time_out(job))
         return job
 
@@ -554,15 +657,16 @@ class ZStackNode:
                 return
             self._finish(job, error=ApiError("SYS.1001", f"API[{job.api}] timeout after {job.timeout_ms}ms"))
 
-    def poll_job(self, job_uuid: str) -> tuple[int, dict[str, Any]] | None:
-        """§3.4: (202, {}) while running, (200, result) or (503, error) when done; None for an unknown job."""
+    def poll_job(self, job_uuid: str) -> tuple[int, dict[str, Any], str] | None:
+        """§3.4: (202, {}) while running, (200, result) or (503, error) when done, with the job's API name;
+        None for an unknown job."""
         with self._lock:
             job = self.jobs.get(job_uuid)
             if job is None or job.expired or job.state == "lost":
                 return None
             if job.state == "running":
-                return 202, {}
-            return job.http_status, copy.deepcopy(job.body or {})
+                return 202, {}, job.api
+            return job.http_status, copy.deepcopy(job.body or {}), job.api
 
     def expire_job(self, job_uuid: str) -> None:
         with self._lock:
@@ -603,6 +707,8 @@ class ZStackNode:
         with self._lock:
             try:
                 key, ctx = intercept()
+            except _Answered as answered:
+                self._finish(job, answered.result)
             except ApiError as exc:
                 self._finish(job, error=exc)
             else:
@@ -677,8 +783,8 @@ class ZStackNode:
     def login_by_account(self, account_name: str | None, password: str | None) -> dict[str, Any]:
         """§1.1 LogInByAccount: the password is the SHA-512 hex, compared as a string."""
         with self._lock:
-            self._require(account_name, "accountName", "org.zstack.header.identity.APILogInByAccountMsg")
-            self._require(password, "password", "org.zstack.header.identity.APILogInByAccountMsg")
+            self._require(account_name, "accountName")
+            self._require(password, "password")
             acct = next((a for a in self.accounts.values() if a["name"] == account_name), None)
             if acct is None or acct["_passwordSha512"] != password:
                 raise ApiError("ID.1000", "wrong account name or password")  # §1.1
@@ -691,9 +797,8 @@ class ZStackNode:
     ) -> dict[str, Any]:
         """§1.2 LogInByUser."""
         with self._lock:
-            msg = "org.zstack.header.identity.APILogInByUserMsg"
-            self._require(user_name, "userName", msg)
-            self._require(password, "password", msg)
+            self._require(user_name, "userName")
+            self._require(password, "password")
             acct = next(
                 (a for a in self.accounts.values() if a["uuid"] == account_uuid or a["name"] == account_name), None
             )
@@ -751,9 +856,9 @@ class ZStackNode:
         s["expiredDate"] = now + self.config.sessionTimeoutSeconds
 
     @staticmethod
-    def _require(value: Any, field_name: str, message: str) -> None:
-        if value is None:
-            raise argerr(f"field[{field_name}] of message[{message}] is mandatory, can not be null")
+    def _require(value: Any, field_name: str) -> None:
+        if value is None:  # ApiMessageParamValidator.java:19-21 @ 5a29293: SYS.1007 naming the validator
+            raise argerr(f"field[{field_name}] of message[{PARAM_VALIDATOR}] is mandatory, can not be null")
 
     # ------------------------------------------------------------------ lookups
 
@@ -847,6 +952,14 @@ class ZStackNode:
                 ):
                     rows.append(view)
             total = len(rows)
+            # QueryVisitor.setPaging passes limit/start to JPA (QueryVisitor.java:186-193 @ 5a29293), which refuses
+            # negatives; QueryFacadeImpl wraps the exception (L378-379) and @MessageSafe makes it SYS.1000. The
+            # texts are Hibernate's (AbstractProducedQuery, 5.4 source; ZStack pins 5.3.26: UNCONFIRMED wording).
+            if spec.limit < 0:
+                raise ApiError("SYS.1000", "java.lang.IllegalArgumentException: max-results cannot be negative")
+            if spec.start < 0:
+                details = f"java.lang.IllegalArgumentException: first-result value cannot be negative : {spec.start}"
+                raise ApiError("SYS.1000", details)
             if spec.count:
                 return {"total": total}
             if spec.sort:
@@ -855,13 +968,14 @@ class ZStackNode:
                     raise self._unknown_field(kind, name)
                 # MySQL puts NULLs first in ascending order
                 rows.sort(key=lambda r: (r.get(name) is not None, r.get(name) or 0), reverse=direction == "-")
-            rows = rows[max(spec.start, 0) :][: max(spec.limit, 0)]
+            rows = rows[spec.start :][: spec.limit]
             fields = meta["fields"]
             if spec.fields:
                 for name in spec.fields:
                     if name not in fields:
                         raise self._unknown_field(kind, name)
                 fields = tuple(f for f in fields if f in spec.fields)
+            fields = tuple(f for f in fields if f not in QUERY_API_NO_SEE.get(kind, ()))
             out: dict[str, Any] = {"inventories": [render(r, fields) for r in rows]}
             if spec.reply_with_count:
                 out["total"] = total
@@ -909,7 +1023,11 @@ class ZStackNode:
     # ------------------------------------------------------------------ ISO attach / detach (§5, §6)
 
     def attach_iso(self, job: Job, auth: Auth, vm_uuid: str, iso_uuid: str, system_tags: list[str]) -> None:
-        cdrom_tag = next((t.split("::", 1)[1] for t in system_tags if t.startswith("cdromUuid::")), None)
+        """§5.2. By default as the open-source node (VmInstanceApiInterceptor.java:764-796, VmInstanceBase.java:
+        4826-5004 @ 5a29293): no check of the ISO's state or status, and a cdromUuid:: tag may name any VM's
+        CD-ROM, which then gets the ISO. `strictAttach` restores the simulator's former, stricter answers."""
+        cdrom_tag = find_tag_value(system_tags, "cdromUuid::{cdromUuid}", "cdromUuid")  # VmSystemTags.java:159-160
+        strict = self.config.strictAttach
 
         def intercept() -> tuple[str, None]:
             vm = self._find_vm(vm_uuid, "vmInstanceUuid")  # §5.2 step 1: SYS.1003
@@ -919,16 +1037,13 @@ class ZStackNode:
                 raise operr(f"VM[uuid:{vm_uuid}] already has an ISO[uuid:{iso_uuid}] attached")
             if iso["mediaType"] != "ISO":  # §5.2 step 3b: SYS.1007 (trailing space is ZStack's)
                 raise argerr(f"Unsupported Image Media Type: [{iso['mediaType']}] ")
-            if iso["state"] != "Enabled" or iso["status"] != "Ready":  # §5.2 UNCONFIRMED: strict choice, SYS.1006
-                raise operr(
-                    f"ISO[uuid:{iso_uuid}, name:{iso['name']}] cannot be attached: it is {iso['state']} and "
-                    f"{iso['status']}, an ISO must be Enabled and Ready"
-                )
-            if cdrom_tag is not None:  # §5.2 step 3c
+            if strict:
+                self._strict_check_iso_usable(iso)
+            if cdrom_tag is not None:  # §5.2 step 3c (VmInstanceApiInterceptor.java:778-796)
                 cd = self.cdroms.get(cdrom_tag)
                 if cd is None:
                     raise operr(f"The cdRom[uuid:{cdrom_tag}] does not exist")  # SYS.1006
-                if cd["vmInstanceUuid"] != vm_uuid:  # §5.2 UNCONFIRMED: strict choice, SYS.1006
+                if strict and cd["vmInstanceUuid"] != vm_uuid:  # not checked by the open-source node
                     raise operr(
                         f"The cdRom[uuid:{cdrom_tag}] belongs to VM[uuid:{cd['vmInstanceUuid']}], "
                         f"not to VM[uuid:{vm_uuid}]"
@@ -945,7 +1060,7 @@ class ZStackNode:
                 raise state_error(vm, ISO_OP_STATES, "org.zstack.header.vm.AttachIsoToVmInstanceMsg")
             pairs = self._vm_zone_backup_storages(vm, iso)
             ps = self._vm_primary_storage(vm)
-            if not pairs:  # §5.2 step 5: SYS.1006
+            if not pairs:  # §5.2 step 5 (checkIfIsoAttachable does not look at the refs' status): SYS.1006
                 raise operr(
                     f"the ISO[uuid:{iso_uuid}] is on backup storage that is not compatible of the primary "
                     f"storage[uuid:{ps}] where the VM[name:{vm['name']}, uuid:{vm_uuid}] is on"
@@ -955,35 +1070,60 @@ class ZStackNode:
                 raise operr(f"VM[uuid:{vm_uuid}] has attached ISO[uuid:{iso_uuid}]")
             if not any(c["isoUuid"] is None for c in cdroms):  # §5.2 step 6: SYS.1006, also with zero CD-ROMs
                 raise operr(f"All vm[uuid:{vm_uuid}] CD-ROMs have mounted ISO")
-            if cdrom_tag is not None:  # strict re-check of the tagged CD-ROM inside the queue (races)
+            if cdrom_tag is not None:
                 cd = self.cdroms.get(cdrom_tag)
-                if cd is None:
+                if cd is None:  # deleted meanwhile: the node's dbf.findByUuid would give null (UNCONFIRMED)
                     raise operr(f"The cdRom[uuid:{cdrom_tag}] does not exist")
-                if cd["isoUuid"]:
+                if strict and cd["isoUuid"]:  # the node does not re-check it in the queue: a race overwrites
                     raise operr(f"VM[uuid:{vm_uuid}] cdRom[uuid:{cdrom_tag}] has mounted the ISO")
             running = vm["state"] in ("Running", "Paused")
-            if running and not any(
-                ref["status"] != "Deleted" and bs.get("status") == "Connected" for ref, bs in pairs
-            ):  # §5.2 step 10 (VmDownloadIsoFlow): SYS.1006
-                raise operr(
-                    f"cannot find the iso[uuid:{iso_uuid}] in any connected backup storage attached to the "
-                    f"zone[uuid:{vm['zoneUuid']}]. check below: the backup storage must be Connected and hold "
-                    f"the ISO"
-                )
+            if running:  # §5.2 step 10: VmDownloadIsoFlow (database only for a Stopped VM)
+                self._check_iso_downloadable(vm, iso, pairs, ps)
 
             def apply() -> dict[str, Any]:
-                # §5.2 step 8: the tagged CD-ROM, else the empty one with the lowest deviceId
+                # §5.2 step 8: the tagged CD-ROM (of whichever VM), else the empty one with the lowest deviceId
                 empty = [c for c in self._cdroms_of(vm_uuid) if c["isoUuid"] is None]
-                target = self.cdroms[cdrom_tag] if cdrom_tag is not None else empty[0]
+                target = self.cdroms.get(cdrom_tag) if cdrom_tag is not None else empty[0] if empty else None
+                if target is None:
+                    raise operr(f"The cdRom[uuid:{cdrom_tag}] does not exist")
                 target["isoUuid"] = iso_uuid
                 # §5.2 steps 9-10: a Stopped VM is changed in the database only (no install path)
                 target["isoInstallPath"] = self._iso_install_path(iso_uuid) if running else None
                 target["lastOpDate"] = vm["lastOpDate"] = time.time()
-                return {"inventory": self._vm_inventory(vm)}
+                return {"inventory": self._vm_inventory(vm)}  # this VM, even when the tag named another VM's
 
             return apply
 
         self._submit(job, intercept, queued)
+
+    def _strict_check_iso_usable(self, iso: dict[str, Any]) -> None:
+        """strictAttach only: the simulator's former rule (an ISO must be Enabled and Ready), SYS.1006."""
+        if iso["state"] != "Enabled" or iso["status"] != "Ready":
+            raise operr(
+                f"ISO[uuid:{iso['uuid']}, name:{iso['name']}] cannot be attached: it is {iso['state']} and "
+                f"{iso['status']}, an ISO must be Enabled and Ready"
+            )
+
+    def _check_iso_downloadable(self, vm: dict[str, Any], iso: dict[str, Any], pairs: list, ps: str) -> None:
+        """VmDownloadIsoFlow.java:52-77 @ 5a29293: ImageBackupStorageSelector (L56-72) takes the first Connected
+        backup storage of the zone whose ref is not Deleted; none is SYS.1006 with the node's text."""
+        selected = next(
+            (ref for ref, bs in pairs if ref["status"] != "Deleted" and bs.get("status") == "Connected"), None
+        )
+        if selected is None:
+            raise operr(
+                f"cannot find the iso[uuid:{iso['uuid']}] in any connected backup storage attached to the "
+                f"zone[uuid:{vm['zoneUuid']}]. check below:\n"
+                f"1. if the backup storage is attached to the zone where the VM[name: {vm['name']}, uuid:{vm['uuid']}] "
+                f"is running\n2. if the backup storage is in connected status, if not, try reconnecting it"
+            )
+        if selected["status"] != "Ready":
+            # The flow then passes no Ready ref to the primary storage's download (L69-77); what a node answers was
+            # not traced (UNCONFIRMED): the simulator fails the download with its own wording.
+            raise operr(
+                f"cannot download the iso[uuid:{iso['uuid']}] to the primary storage[uuid:{ps}]: it is "
+                f"{selected['status']} on the backup storage[uuid:{selected['backupStorageUuid']}]"
+            )
 
     @staticmethod
     def _iso_install_path(iso_uuid: str) -> str:
@@ -1010,7 +1150,9 @@ class ZStackNode:
                 # §6.2 step 4: an ISO that is not attached (or none at all) is a successful no-op
                 for cd in self._cdroms_of(vm_uuid):
                     if target is not None and cd["isoUuid"] == target:
-                        cd["isoUuid"] = cd["isoInstallPath"] = cd["protocol"] = None  # the CD-ROM row stays
+                        # VmInstanceBase.java:4585-4592,4614-4621 @ 5a29293: isoUuid and isoInstallPath are
+                        # cleared, protocol is kept; the CD-ROM row stays
+                        cd["isoUuid"] = cd["isoInstallPath"] = None
                         cd["lastOpDate"] = vm["lastOpDate"] = time.time()
                 return {"inventory": self._vm_inventory(vm)}
 
@@ -1025,11 +1167,8 @@ class ZStackNode:
             raise operr(f"VM[uuid:{vm_uuid}] already has an ISO[uuid:{iso['uuid']}] attached")
         if iso["mediaType"] != "ISO":
             raise argerr(f"Unsupported Image Media Type: [{iso['mediaType']}] ")
-        if iso["state"] != "Enabled" or iso["status"] != "Ready":  # UNCONFIRMED: the attach rule's strict choice
-            raise operr(
-                f"ISO[uuid:{iso['uuid']}, name:{iso['name']}] cannot be attached: it is {iso['state']} and "
-                f"{iso['status']}, an ISO must be Enabled and Ready"
-            )
+        if self.config.strictAttach:  # doCreateVmCdRom checks neither state nor status (VmInstanceBase.java:8349)
+            self._strict_check_iso_usable(iso)
 
     def create_cdrom(
         self,
@@ -1041,11 +1180,9 @@ class ZStackNode:
         description: str | None = None,
         resource_uuid: str | None = None,
     ) -> None:
-        msg = "org.zstack.header.vm.cdrom.APICreateVmCdRomMsg"
-
         def intercept() -> tuple[str, None]:
-            self._require(vm_uuid, "vmInstanceUuid", msg)
-            self._require(name, "name", msg)
+            self._require(vm_uuid, "vmInstanceUuid")
+            self._require(name, "name")
             vm = self._find_vm(vm_uuid, "vmInstanceUuid")  # SYS.1003
             iso = self._find_image(iso_uuid, "isoUuid") if iso_uuid else None
             if resource_uuid is not None and (not UUID_RE.match(resource_uuid) or resource_uuid in self.cdroms):
@@ -1093,20 +1230,25 @@ class ZStackNode:
         self._submit(job, intercept, queued)
 
     def delete_cdrom(self, job: Job, auth: Auth, cdrom_uuid: str) -> None:
+        """§7.2 DeleteVmCdRom; a CD-ROM holding an ISO may be deleted too, the others keep their deviceIds
+        (VmInstanceBase.java:8296-8347 @ 5a29293: no ISO check, no renumbering)."""
+        cdrom_uuid = java_trim(cdrom_uuid)  # APIMessage.java:204-226: String fields are trimmed before validation
+
         def intercept() -> tuple[str, None]:
-            if not UUID_RE.match(cdrom_uuid or ""):  # §7.2: an invalid UUID form is SYS.1003
-                raise ApiError("SYS.1003", f"invalid value[{cdrom_uuid}] of field [uuid]")
-            self._check_session(auth)
             cd = self.cdroms.get(cdrom_uuid)
-            # §7.2 successIfResourceNotExisting: an unknown UUID succeeds
-            return (cd["vmInstanceUuid"] if cd else f"cdrom:{cdrom_uuid}"), None
+            if cd is None:  # successIfResourceNotExisting: SYS.1003 or success, before the session check
+                success_if_not_existing(cdrom_uuid)
+            self._check_session(auth)  # ID.1001
+            return cd["vmInstanceUuid"], None
 
         def queued(_: None) -> Callable[[], dict[str, Any]]:
             cd = self.cdroms.get(cdrom_uuid)
             if cd is not None:
                 vm = self.vms.get(cd["vmInstanceUuid"])
-                if vm is not None and vm["state"] != "Stopped":  # §7.2: SYS.1006 + cause VM.1010
-                    raise state_error(vm, ("Stopped",), "org.zstack.header.vm.cdrom.APIDeleteVmCdRomMsg")
+                # VmInstanceBase.java:8296-8336 / AbstractVmInstance.java:109: the state check is on the internal
+                # message the API handler sends: SYS.1006 + cause VM.1010 naming DeleteVmCdRomMsg
+                if vm is not None and vm["state"] != "Stopped":
+                    raise state_error(vm, ("Stopped",), "org.zstack.header.vm.cdrom.DeleteVmCdRomMsg")
 
             def apply() -> dict[str, Any]:
                 self.cdroms.pop(cdrom_uuid, None)
@@ -1176,19 +1318,190 @@ class ZStackNode:
 
         self._submit(job, intercept, queued)
 
+    # ------------------------------------------------------------------ image APIs (§14; [Z] image/ImageBase.java)
+
+    def _check_backup_storage_uuids(self, bs_uuids: list[str] | None) -> None:
+        """@APIParam(required=false, nonempty=true, resourceType=BackupStorageVO) on a list (ApiMessageParamValidator
+        .java:63-68, PortApiValidator.java:40-66 @ 5a29293)."""
+        if bs_uuids is None:
+            return
+        if not bs_uuids:
+            raise argerr("field[backupStorageUuids] must be a nonempty list")
+        missing = [u for u in bs_uuids if u not in self.backup_storages]
+        if missing:
+            raise ApiError(
+                "SYS.1003",
+                f"invalid field[backupStorageUuids], resource[uuids:[{', '.join(missing)}], type:BackupStorageVO] "
+                f"not found",
+            )
+
+    def _image_inventory(self, image: dict[str, Any]) -> dict[str, Any]:
+        return render(image, IMAGE_FIELDS)
+
+    def delete_image(self, job: Job, auth: Auth, image_uuid: str, bs_uuids: list[str] | None = None) -> None:
+        """DeleteImage (APIDeleteImageMsg.java:15-25; ImageBase.java:957-1031 and ImageDeletionMsg L364-549 @
+        5a29293), with the default deletion policy Delay (conf/globalConfig/image.xml:4-15).
+
+        The image is first detached from every VM holding it, whatever the VM's state and outside its queue (the
+        internal DetachIsoFromVmInstanceMsg, VmInstanceBase.java:4507-4522): isoUuid and isoInstallPath are
+        cleared, protocol kept. Then its refs (those on `bs_uuids`, else all) and, once no ref is left that is not
+        Deleted, the image read back with status Deleted; its state is unchanged. An image without refs, or whose
+        refs are all Creating/Downloading, is removed at once and never detached (L367-391)."""
+        image_uuid = java_trim(image_uuid)  # APIMessage.java:204-226
+
+        def intercept() -> tuple[str, None]:
+            if image_uuid not in self.images:  # successIfResourceNotExisting (APIDeleteImageMsg.java:22)
+                success_if_not_existing(image_uuid)
+            self._check_backup_storage_uuids(bs_uuids)
+            self._check_session(auth)
+            return f"image:{image_uuid}", None
+
+        def queued(_: None) -> Callable[[], dict[str, Any]]:
+            def apply() -> dict[str, Any]:
+                image = self.images.get(image_uuid)
+                if image is None:
+                    return {}  # deleted meanwhile
+                refs = image.get("backupStorageRefs", [])
+                now = time.time()
+                if not refs or all(r["status"] in ("Creating", "Downloading") for r in refs):
+                    del self.images[image_uuid]
+                    if refs or image["status"] != "Ready":
+                        # a hard delete: the CD-ROM's isoUuid foreign key is ON DELETE SET NULL (VmCdRomVO.java:27-37)
+                        for cd in self.cdroms.values():
+                            if cd["isoUuid"] == image_uuid:
+                                cd["isoUuid"], cd["lastOpDate"] = None, now
+                    return {}
+                for cd in self.cdroms.values():  # IsoOperator.getVmUuidByIsoUuid: any VM, any state
+                    if cd["isoUuid"] == image_uuid:
+                        cd["isoUuid"] = cd["isoInstallPath"] = None
+                        cd["lastOpDate"] = now
+                for ref in refs:  # Delay: the ref stays, Deleted (ImageBase.java:493)
+                    if bs_uuids is None or ref["backupStorageUuid"] in bs_uuids:
+                        ref["status"], ref["lastOpDate"] = "Deleted", now
+                if all(r["status"] == "Deleted" for r in refs):  # ImageBase.java:525-531
+                    image["status"], image["lastOpDate"] = "Deleted", now
+                return {}  # APIDeleteImageEvent has no mapping
+
+            return apply
+
+        self._submit(job, intercept, queued)
+
+    def _deleted_refs(self, image: dict[str, Any], bs_uuids: list[str] | None, verb: str) -> list[dict[str, Any]]:
+        """The refs Recover/Expunge work on (ImageBase.java:745-782 and 803-846 @ 5a29293)."""
+        refs = image.get("backupStorageRefs", [])
+        who = f"the image[uuid:{image['uuid']}, name:{image['name']}]"
+        if not bs_uuids:
+            chosen = [r for r in refs if r["status"] == "Deleted"]
+            if not chosen:
+                raise operr(f"{who} is not deleted on any backup storage")  # SYS.1006
+            return chosen
+        chosen = []
+        for bs_uuid in bs_uuids:  # SYS.1007
+            ref = next((r for r in refs if r["backupStorageUuid"] == bs_uuid), None)
+            if ref is None:
+                raise argerr(f"{who} is not on the backup storage[uuid:{bs_uuid}]")
+            if ref["status"] != "Deleted":
+                if verb == "recover":
+                    raise argerr(
+                        f"{who}'s status[{ref['status']}] is not Deleted on the backup storage[uuid:{bs_uuid}]"
+                    )
+                raise argerr(f"{who} is not deleted on the backup storage[uuid:{bs_uuid}]")
+            chosen.append(ref)
+        return chosen
+
+    def expunge_image(self, job: Job, auth: Auth, image_uuid: str, bs_uuids: list[str] | None = None) -> None:
+        """ExpungeImage (APIExpungeImageMsg.java:17-31; ImageBase.java:803-868 and ExpungeImageMsg L285-347 @
+        5a29293): the Deleted refs are removed; with no ref left the image is gone from queries. CD-ROMs are not
+        touched (the ImageVO is soft-deleted)."""
+        image_uuid = java_trim(image_uuid)
+
+        def intercept() -> tuple[str, None]:
+            self._find_image(image_uuid, "imageUuid")  # SYS.1003
+            self._check_backup_storage_uuids(bs_uuids)
+            self._check_session(auth)
+            return f"image:{image_uuid}", None
+
+        def queued(_: None) -> Callable[[], dict[str, Any]]:
+            image = self._find_image(image_uuid, "imageUuid")
+            chosen = self._deleted_refs(image, bs_uuids, "expunge")
+
+            def apply() -> dict[str, Any]:
+                image["backupStorageRefs"] = [r for r in image["backupStorageRefs"] if r not in chosen]
+                if not image["backupStorageRefs"]:
+                    self.images.pop(image_uuid, None)
+                return {}  # APIExpungeImageEvent has no mapping
+
+            return apply
+
+        self._submit(job, intercept, queued)
+
+    def recover_image(self, job: Job, auth: Auth, image_uuid: str, bs_uuids: list[str] | None = None) -> None:
+        """RecoverImage (APIRecoverImageMsg.java:16-26; ImageBase.java:745-801 @ 5a29293): the Deleted refs (or those
+        named) and the image become Ready; state unchanged; the ISO is attached nowhere again."""
+        image_uuid = java_trim(image_uuid)
+
+        def intercept() -> tuple[str, None]:
+            self._find_image(image_uuid, "imageUuid")  # SYS.1003
+            self._check_session(auth)
+            return f"image:{image_uuid}", None
+
+        def queued(_: None) -> Callable[[], dict[str, Any]]:
+            image = self._find_image(image_uuid, "imageUuid")
+            chosen = self._deleted_refs(image, bs_uuids, "recover")
+
+            def apply() -> dict[str, Any]:
+                now = time.time()
+                for ref in chosen:
+                    ref["status"], ref["lastOpDate"] = "Ready", now
+                image["status"], image["lastOpDate"] = "Ready", now
+                return {"inventory": self._image_inventory(image)}
+
+            return apply
+
+        self._submit(job, intercept, queued)
+
+    def change_image_state(self, job: Job, auth: Auth, image_uuid: str, state_event: str | None) -> None:
+        """ChangeImageState (APIChangeImageStateMsg.java:16-27; ImageBase.java:943-955 @ 5a29293): only `state`
+        changes; CD-ROMs that hold the image keep it; a Deleted image may change too."""
+        image_uuid = java_trim(image_uuid)
+        if isinstance(state_event, str):
+            state_event = java_trim(state_event)
+
+        def intercept() -> tuple[str, None]:
+            self._find_image(image_uuid, "uuid")  # SYS.1003
+            self._require(state_event, "stateEvent")  # SYS.1007
+            if state_event not in ("enable", "disable"):  # validValues, case-sensitive: SYS.1007
+                raise invalid_value("stateEvent", ("enable", "disable"), state_event)
+            self._check_session(auth)
+            return f"image:{image_uuid}", None
+
+        def queued(_: None) -> Callable[[], dict[str, Any]]:
+            image = self._find_image(image_uuid, "uuid")
+
+            def apply() -> dict[str, Any]:
+                image["state"] = "Disabled" if state_event == "disable" else "Enabled"
+                image["lastOpDate"] = time.time()
+                return {"inventory": self._image_inventory(image)}
+
+            return apply
+
+        self._submit(job, intercept, queued)
+
     # ------------------------------------------------------------------ VM lifecycle (§13)
 
     def change_vm_state(self, job: Job, auth: Auth, action: str, vm_uuid: str, *, stop_type: str | None = None) -> None:
         """start, stop, reboot, destroy, recover or expunge; transitional states last for the job's duration."""
         rule = LIFECYCLE[action]
+        vm_uuid = java_trim(vm_uuid)  # APIMessage.java:204-226 @ 5a29293: String fields are trimmed first
 
         def intercept() -> tuple[str, None]:
+            if action == "destroy" and vm_uuid not in self.vms:
+                # APIDestroyVmInstanceMsg.java:48 @ 5a29293: successIfResourceNotExisting (SYS.1003 or success)
+                success_if_not_existing(vm_uuid)
             self._find_vm(vm_uuid, "uuid")  # SYS.1003
             if action == "stop" and stop_type is not None and stop_type not in ("grace", "cold"):
                 # §13: @APIParam(validValues) is checked by the parameter validator: SYS.1007
-                raise argerr(
-                    f"valid value for field[type] of message[{rule.message}] are [grace, cold], but {stop_type} found"
-                )
+                raise invalid_value("type", ("grace", "cold"), stop_type)
             self._check_session(auth)
             return vm_uuid, None
 
@@ -1227,15 +1540,96 @@ class ZStackNode:
 
         self._submit(job, intercept, queued)
 
+    def update_vm(
+        self,
+        job: Job,
+        auth: Auth,
+        vm_uuid: str,
+        name: str | None,
+        description: str | None,
+        system_tags: list[str],
+    ) -> None:
+        """UpdateVmInstance with name, description and the ISO order tag `iso::<iso>::<deviceId>` (point 11).
+
+        APIUpdateVmInstanceMsg.java:22-41 and VmInstanceBase.java:5580-5642 @ 5a29293: the internal
+        UpdateVmInstanceMsg runs in the VM's queue with no state check (VmInstanceApiInterceptor.java:489-555
+        returns early without cpuNum/memorySize). Flow `update-vm-properties-without-cpu-and-memory`
+        (L5420-5578) first saves name/description, then calls updateVmIsoFirstOrder (L5652-5706), database only:
+        the ISO's CD-ROM and the lowest-deviceId CD-ROM swap their ISOs. Reproduced as the node runs it:
+        - the tag's deviceId is ignored; only the first tag matching iso::{iso}::{deviceId} counts;
+        - an ISO not on the VM is SYS.1006, after name/description were saved;
+        - a CD-ROM without ISO before the ISO's one (the stream's v.getIsoUuid().equals(...), L5681) is a
+          NullPointerException: SYS.1000 without details (SimpleFlowChain.java:384-388), names saved too;
+        - the ISO's former CD-ROM gets the other ISO, but its isoInstallPath is overwritten with the other CD-ROM's
+          protocol and its own protocol stays (L5695-5697).
+        """
+        vm_uuid = java_trim(vm_uuid)  # APIMessage.java:204-226
+        iso_uuid = find_tag_value(system_tags, "iso::{iso}::{deviceId}", "iso")  # VmSystemTags.java:73-77
+
+        def intercept() -> tuple[str, None]:
+            self._find_vm(vm_uuid, "uuid")  # SYS.1003
+            for field_name, value, limit in (("name", name, 255), ("description", description, 2048)):
+                if value is not None and len(value) > limit:  # ApiMessageParamValidator.java:29-35: SYS.1007
+                    raise argerr(
+                        f"field[{field_name}] of message[{PARAM_VALIDATOR}] exceeds max length of string. "
+                        f"expected was <= {limit}, actual was {len(value)}"
+                    )
+            self._check_session(auth)
+            return vm_uuid, None
+
+        def queued(_: None) -> Callable[[], dict[str, Any]]:
+            vm = self._find_vm(vm_uuid, "uuid")
+
+            def apply() -> dict[str, Any]:
+                if name is not None or description is not None:
+                    if name is not None:
+                        vm["name"] = name
+                    if description is not None:
+                        vm["description"] = description
+                    vm["lastOpDate"] = time.time()
+                if iso_uuid is not None:
+                    self._move_iso_first(vm, iso_uuid)
+                return {"inventory": self._vm_inventory(vm)}
+
+            return apply
+
+        self._submit(job, intercept, queued)
+
+    def _move_iso_first(self, vm: dict[str, Any], iso_uuid: str) -> None:
+        """VmInstanceBase.updateVmIsoFirstOrder (L5652-5706 @ 5a29293), bugs included (see update_vm)."""
+        cdroms = self._cdroms_of(vm["uuid"])  # ordered by deviceId ASC, as the node's query
+        if iso_uuid not in [c["isoUuid"] for c in cdroms if c["isoUuid"]]:
+            raise operr(f"ISO[uuid:{iso_uuid}] is not attached to VM[uuid:{vm['uuid']}]")  # L5666
+        if len(cdroms) <= 1 or cdroms[0]["isoUuid"] == iso_uuid:
+            return
+        source = None
+        for cd in cdroms:  # stream().filter(v -> v.getIsoUuid().equals(isoUuid)).findAny()
+            if cd["isoUuid"] is None:
+                raise ApiError("SYS.1000", None)  # NullPointerException: inerr(null), no details
+            if cd["isoUuid"] == iso_uuid:
+                source = cd
+                break
+        assert source is not None
+        target = cdroms[0]
+        target_iso, target_protocol = target["isoUuid"], target["protocol"]
+        target["isoUuid"], target["isoInstallPath"] = source["isoUuid"], source["isoInstallPath"]
+        target["protocol"] = source["protocol"]
+        source["isoUuid"] = target_iso
+        source["isoInstallPath"] = target_protocol  # setIsoInstallPath(path) then setIsoInstallPath(protocol)
+        now = time.time()
+        target["lastOpDate"] = source["lastOpDate"] = now
+
     def renew_session(self, job: Job, auth: Auth, session_uuid: str, duration: int | None) -> None:
         """§1.3 RenewSession (async, auth required)."""
 
         def intercept() -> tuple[str, None]:
-            self._check_session(auth)
+            # the parameter validator (SYSTEM) runs before the session check (FRONT), §1.5
             if duration is not None and not 60 <= duration <= 31536000:
-                raise argerr(f"valid range for field[duration] is [60, 31536000], but {duration} found")
+                # ApiMessageParamValidator.java:92-107 @ 5a29293 (numberRange): SYS.1007
+                raise argerr("field[duration] must be in range of [60, 31536000]")
             if session_uuid not in self.sessions:
                 raise not_found("sessionUuid", session_uuid, "SessionVO")
+            self._check_session(auth)
             return f"session:{session_uuid}", None
 
         def queued(_: None) -> Callable[[], dict[str, Any]]:
@@ -1268,12 +1662,18 @@ class ZStackNode:
             return asdict(self.config)
 
     def update_config(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change any subset of jobSeconds, latencyMs, sessionTimeoutSeconds; ValueError on a bad value."""
-        types = {"jobSeconds": float, "latencyMs": float, "sessionTimeoutSeconds": int}
+        """Change any subset of jobSeconds, latencyMs, sessionTimeoutSeconds, strictAttach; ValueError on a bad
+        value."""
+        types = {"jobSeconds": float, "latencyMs": float, "sessionTimeoutSeconds": int, "strictAttach": bool}
         clean: dict[str, Any] = {}
         for key, value in changes.items():
             if key not in types:
                 raise ValueError(f"unknown config key {key!r}; known: {sorted(types)}")
+            if types[key] is bool:
+                if not isinstance(value, bool):
+                    raise ValueError(f"{key} must be true or false")
+                clean[key] = value
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{key} must be a non-negative number")
             if types[key] is int and value != int(value):

@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .models import (
+    INVENTORY_CLASSES,
+    QUERY_OP_NAMES,
     QUERY_OPS,
-    UUID_RE,
     ApiError,
     Auth,
     Condition,
@@ -25,6 +26,7 @@ from .models import (
     Job,
     QuerySpec,
     ZStackNode,
+    java_trim,
 )
 
 API_PREFIX = "/zstack"  # the web app's context path (§0 URL base)
@@ -75,14 +77,12 @@ class Api:
     ints: tuple[str, ...] = ()  # fields checked by TypeVerifier (§3.2)
     bools: tuple[str, ...] = ()
     strings: tuple[str, ...] = ()
-
-
-_QUERY_INTS = ("limit", "start")
-_QUERY_BOOLS = ("count", "replyWithCount")
+    result: str | None = None  # the inventory kind of its "inventory"/"inventories", for the schema (§14)
 
 
 def _query_api(name: str, kind: str) -> Api:
-    return Api(name, "GET", "query:" + kind, is_async=False, ints=_QUERY_INTS, bools=_QUERY_BOOLS)
+    # no TypeVerifier fields: handleQueryApi parses its own parameters (RestServer.java:1099-1190 @ 5a29293)
+    return Api(name, "GET", "query:" + kind, is_async=False, result=kind)
 
 
 def _unsupported(name: str, method: str, action: str | None = None) -> Api:
@@ -92,15 +92,15 @@ def _unsupported(name: str, method: str, action: str | None = None) -> Api:
 # RestServer's table, for the paths this simulator serves (relative to /zstack).
 ROUTES: list[tuple[str, list[Api]]] = [
     ("/v1/accounts/login", [Api("LogInByAccount", "PUT", "login_account", action="logInByAccount", auth=False,
-                                is_async=False, strings=("accountName", "password"))]),
+                                is_async=False, strings=("accountName", "password"), result="session")]),
     ("/v1/accounts/users/login", [Api("LogInByUser", "PUT", "login_user", action="logInByUser", auth=False,
                                       is_async=False, strings=("accountName", "accountUuid", "userName",
-                                                               "password"))]),
+                                                               "password"), result="session")]),
     ("/v1/accounts/sessions/{sessionUuid}", [Api("LogOut", "DELETE", "logout", auth=False, is_async=False)]),
     ("/v1/accounts/sessions/{sessionUuid}/valid", [Api("ValidateSession", "GET", "validate_session", auth=False,
                                                        is_async=False)]),
     ("/v1/accounts/sessions/{sessionUuid}/renew", [Api("RenewSession", "PUT", "renew_session",
-                                                       action="renewSession", ints=("duration",))]),
+                                                       action="renewSession", ints=("duration",), result="session")]),
     ("/v1/management-nodes/actions", [
         Api("GetVersion", "PUT", "get_version", action="getVersion", auth=False, is_async=False),
         Api("GetCurrentTime", "PUT", "get_current_time", action="getCurrentTime", auth=False, is_async=False),
@@ -111,38 +111,79 @@ ROUTES: list[tuple[str, list[Api]]] = [
         Api("DestroyVmInstance", "DELETE", "vm:destroy"),
     ]),
     ("/v1/vm-instances/{uuid}/actions", [
-        Api("StartVmInstance", "PUT", "vm:start", action="startVmInstance"),
-        Api("StopVmInstance", "PUT", "vm:stop", action="stopVmInstance", strings=("type",)),
-        Api("RebootVmInstance", "PUT", "vm:reboot", action="rebootVmInstance"),
-        Api("RecoverVmInstance", "PUT", "vm:recover", action="recoverVmInstance"),
+        Api("StartVmInstance", "PUT", "vm:start", action="startVmInstance", result="vmInstance"),
+        Api("StopVmInstance", "PUT", "vm:stop", action="stopVmInstance", strings=("type",), result="vmInstance"),
+        Api("RebootVmInstance", "PUT", "vm:reboot", action="rebootVmInstance", result="vmInstance"),
+        Api("RecoverVmInstance", "PUT", "vm:recover", action="recoverVmInstance", result="vmInstance"),
         Api("ExpungeVmInstance", "PUT", "vm:expunge", action="expungeVmInstance"),
-        _unsupported("UpdateVmInstance", "PUT", action="updateVmInstance"),
+        Api("UpdateVmInstance", "PUT", "update_vm", action="updateVmInstance", result="vmInstance",
+            strings=("name", "description", "state", "defaultL3NetworkUuid", "platform", "guestOsType"),
+            ints=("cpuNum", "memorySize", "reservedMemorySize")),
     ]),
     ("/v1/vm-instances/cdroms", [
         _query_api("QueryVmCdRom", "vmCdRom"),
         Api("CreateVmCdRom", "POST", "create_cdrom", param_name="params",
-            strings=("name", "vmInstanceUuid", "isoUuid", "description", "resourceUuid")),
+            strings=("name", "vmInstanceUuid", "isoUuid", "description", "resourceUuid"), result="vmCdRom"),
     ]),
     ("/v1/vm-instances/cdroms/{uuid}", [
         _query_api("QueryVmCdRom", "vmCdRom"),
         Api("DeleteVmCdRom", "DELETE", "delete_cdrom"),
     ]),
     ("/v1/vm-instances/cdroms/{uuid}/actions", [Api("UpdateVmCdRom", "PUT", "update_cdrom",
-                                                    action="updateVmCdRom", strings=("name", "description"))]),
+                                                    action="updateVmCdRom", strings=("name", "description"),
+                                                    result="vmCdRom")]),
     ("/v1/vm-instances/{vmInstanceUuid}/cdroms/{uuid}/actions", [
-        Api("SetVmInstanceDefaultCdRom", "PUT", "set_default_cdrom", action="setVmInstanceDefaultCdRom"),
+        Api("SetVmInstanceDefaultCdRom", "PUT", "set_default_cdrom", action="setVmInstanceDefaultCdRom",
+            result="vmCdRom"),
     ]),
     ("/v1/vm-instances/{vmInstanceUuid}/iso/{isoUuid}", [Api("AttachIsoToVmInstance", "POST", "attach_iso",
-                                                             param_name="null")]),
+                                                             param_name="null", result="vmInstance")]),
     ("/v1/vm-instances/{vmInstanceUuid}/iso", [Api("DetachIsoFromVmInstance", "DELETE", "detach_iso",
-                                                   strings=("isoUuid",))]),
+                                                   strings=("isoUuid",), result="vmInstance")]),
     ("/v1/vm-instances/{vmInstanceUuid}/iso-candidates", [Api("GetCandidateIsoForAttachingVm", "GET",
-                                                              "iso_candidates", is_async=False)]),
+                                                              "iso_candidates", is_async=False, result="image")]),
     ("/v1/images", [_query_api("QueryImage", "image"), _unsupported("AddImage", "POST")]),
-    ("/v1/images/{uuid}", [_query_api("QueryImage", "image"), _unsupported("DeleteImage", "DELETE")]),
+    ("/v1/images/{uuid}", [_query_api("QueryImage", "image"), Api("DeleteImage", "DELETE", "delete_image")]),
+    # ExpungeImage and RecoverImage declare /images/{imageUuid}/actions, ChangeImageState /images/{uuid}/actions:
+    # RestServer normalizes both to one path and picks the API by the action key (RestServer.java:1329-1404)
+    ("/v1/images/{uuid}/actions", [
+        Api("ExpungeImage", "PUT", "expunge_image", action="expungeImage"),
+        Api("RecoverImage", "PUT", "recover_image", action="recoverImage", result="image"),
+        Api("ChangeImageState", "PUT", "change_image_state", action="changeImageState", strings=("stateEvent",),
+            result="image"),
+        _unsupported("UpdateImage", "PUT", action="updateImage"),
+    ]),
     ("/v1/images/iso/{isoUuid}/vm-candidates", [Api("GetCandidateVmForAttachingIso", "GET", "vm_candidates",
-                                                    is_async=False)]),
+                                                    is_async=False, result="vmInstance")]),
 ]  # fmt: skip
+
+
+API_BY_NAME = {api.name: api for _, apis in ROUTES for api in apis}
+
+
+def json_schema(body: dict[str, Any], kind: str | None) -> dict[str, str]:
+    """JsonSchemaBuilder.build (JsonSchemaBuilder.java:33-155 @ 5a29293) over a rendered reply: the path of every
+    ZStack object to its Java class. Objects are recorded after their children (post-order, fields in declared
+    order, list elements in order) and the map is the reverse of that order, so a parent precedes its children.
+    Empty lists and absent (null) fields give no entry; JRE values (total, valid, version...) are skipped."""
+    if kind is None:
+        return {}
+    post_order: list[tuple[str, str]] = []
+
+    def visit(obj: dict[str, Any], obj_kind: str, path: str) -> None:
+        java_class, nested = INVENTORY_CLASSES[obj_kind]
+        for name, child_kind in nested.items():
+            for i, child in enumerate(obj.get(name) or []):
+                visit(child, child_kind, f"{path}.{name}[{i}]")
+        post_order.append((path, java_class))
+
+    for key, value in body.items():
+        if key == "inventories" and isinstance(value, list):
+            for i, item in enumerate(value):
+                visit(item, kind, f"inventories[{i}]")
+        elif key == "inventory" and isinstance(value, dict):
+            visit(value, kind, "inventory")
+    return dict(reversed(post_order))
 
 
 def _compile_routes() -> list[tuple[tuple[str, ...], list[Api]]]:
@@ -175,19 +216,99 @@ def match_route(path: str) -> tuple[list[Api], dict[str, str]] | None:
     return None
 
 
+def split_by_whole_separator(text: str, separator: str, limit: int) -> list[str]:
+    """commons-lang StringUtils.splitByWholeSeparator(text, separator, limit): adjacent separators are one and
+    a leading separator gives no empty token, but a trailing one does (`name=` is `["name", ""]`)."""
+    out: list[str] = []
+    beg = end = 0
+    while end < len(text):
+        end = text.find(separator, beg)
+        if end < 0:
+            out.append(text[beg:])
+            end = len(text)
+        elif end > beg:
+            if len(out) + 1 == limit:
+                out.append(text[beg:])
+                end = len(text)
+            else:
+                out.append(text[beg:end])
+                beg = end + len(separator)
+        else:
+            beg = end + len(separator)
+    return out
+
+
 def parse_condition(text: str) -> Condition:
-    """§4.2: the first operator, in QUERY_OPS order, that occurs in the condition; field trimmed, value not."""
+    """§4.2 (RestServer.java:1136-1175 @ 5a29293): the first operator, in QUERY_OPS order, that occurs in the
+    condition; split once on it (splitByWholeSeparator); field trimmed, value not."""
     for op in QUERY_OPS:
         if op in text:
-            name, _, value = text.partition(op)
+            parts = split_by_whole_separator(text, op, 2)
             if op in ("is null", "not null"):
-                return Condition(name.strip(), op, None)
-            return Condition(name.strip(), op, value)
+                return Condition(java_trim(parts[0]) if parts else "", op, None)
+            if len(parts) != 2:
+                raise WireError(
+                    400,
+                    f"Invalid query parameter. The '{text}' in parameter[q] is not a key-value pair split by "
+                    f"{QUERY_OP_NAMES[op]}",
+                )
+            return Condition(java_trim(parts[0]), op, parts[1])
+    # asList(QUERY_OP_MAPPING.keySet()) is a list holding one set: hence the double brackets
     raise WireError(
         400,
         f"Invalid query parameter. The '{text}' in the parameter[q] doesn't contain any query operator. "
-        f"Valid query operators are [{', '.join(QUERY_OPS)}]",
+        f"Valid query operators are [[{', '.join(QUERY_OPS)}]]",
     )
+
+
+def java_parse_int(text: str) -> int | None:
+    """Java's Integer.valueOf: an optional sign and decimal digits in the int range; None where Java throws."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not digits or not all(c.isdecimal() for c in digits):
+        return None
+    value = -int(digits) if text[0] == "-" else int(digits)
+    return value if -(2**31) <= value < 2**31 else None
+
+
+def parse_query_parameters(query: list[tuple[str, str]]) -> QuerySpec:
+    """RestServer.handleQueryApi (RestServer.java:1099-1190 @ 5a29293) for a query path without {uuid}."""
+    spec = QuerySpec()
+    seen: set[str] = set()
+    for raw_name, raw_value in query:
+        name = java_trim(raw_name)
+        if "q".startswith(name):  # "q", and also an empty name: every value counts, untrimmed
+            spec.conditions.append(parse_condition(raw_value))
+            continue
+        if name in seen:
+            continue  # only the first value of any other parameter is read
+        seen.add(name)
+        value = java_trim(raw_value)
+        if name in ("limit", "start"):
+            number = java_parse_int(value)
+            if number is None:
+                raise WireError(400, f"Invalid query parameter. '{name}' must be an integer")
+            setattr(spec, name, number)
+        elif name in ("count", "replyWithCount"):
+            # Boolean.parseBoolean: "true" in any case is true, anything else false, never an error
+            setattr(spec, "count" if name == "count" else "reply_with_count", value.lower() == "true")
+        elif name == "sort" and value:
+            spec.sort = value
+        elif name == "fields" and value:
+            spec.fields = [f.strip() for f in value.split(",") if f.strip()]  # §4.2: only the first fields=
+    return spec  # unknown parameters (sessionId, ...) are ignored
+
+
+def java_parse_long(text: str) -> int:
+    """Java's Long.parseLong: an optional sign and decimal digits, in the long range, nothing else (no trim).
+
+    Anything else is the NumberFormatException RestServer's catch-all answers with 500 and its message.
+    """
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if digits and all(c.isdecimal() for c in digits):
+        value = -int(digits) if text[0] == "-" else int(digits)
+        if -(2**63) <= value < 2**63:
+            return value
+    raise WireError(500, f'For input string: "{text}"')
 
 
 def parse_access_key_date(value: str) -> dt.datetime:
@@ -259,8 +380,11 @@ class ZStackResponses:
         call.fault = fault
         if api.auth:
             call.auth = self._authenticate(request, path)
-        self._check_job_headers(call)
-        self._verify_types(call)
+        if not api.handler.startswith("query:"):
+            # RestServer.java:906-909 @ 5a29293: a query API is handed to handleQueryApi right after the
+            # Authorization header, so queries never run TypeVerifier nor look at X-Job-UUID / X-API-Timeout.
+            self._verify_types(call)  # RestServer.java:946-959
+            self._check_job_headers(call)  # RestServer.java:963-988
         if fault is not None and fault.action == "job_error" and not api.is_async:
             return Reply(503, {"error": fault.error})  # a synchronous call fails at once
         handler = api.handler
@@ -364,21 +488,21 @@ class ZStackResponses:
         raise WireError(400, "Authorization type must be 'OAuth'")
 
     def _check_job_headers(self, call: _Call) -> None:
+        """RestServer.java:963-988 @ 5a29293: X-Job-UUID (length only, then duplicates), then X-API-Timeout."""
         headers = call.request.headers
-        job_uuid = headers.get("X-Job-UUID")
+        job_uuid = headers.get("X-Job-UUID")  # the first value (get(0))
         if job_uuid is not None:
-            if not UUID_RE.match(job_uuid):  # §3.2
+            if len(job_uuid) != 32:  # §3.2: only the length is checked, not that it is hexadecimal
                 raise WireError(400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped")
+            # §3.2 / §14: a UUID an async job used is refused on every POST, PUT and DELETE, synchronous APIs too
+            if call.request.method in ("POST", "PUT", "DELETE") and self.node.job_uuid_used(job_uuid):
+                raise WireError(400, f"Duplicate job uuid[{job_uuid}]")
             call.job_uuid = job_uuid
         timeout = headers.get("X-API-Timeout")
         if timeout is not None:
-            try:
-                seconds = int(timeout.strip())
-                if seconds <= 0:
-                    raise ValueError(timeout)
-            except ValueError:
-                raise WireError(400, f"Invalid header[X-API-Timeout]: {timeout} is not a number of seconds") from None
-            call.timeout_ms = seconds * 1000
+            # Long.parseLong: a non-number is a NumberFormatException, which the catch-all answers 500 with its
+            # message (RestServer.java:687-690); 0 and negative values are not refused.
+            call.timeout_ms = java_parse_long(timeout) * 1000
 
     @staticmethod
     def _verify_types(call: _Call) -> None:
@@ -423,9 +547,12 @@ class ZStackResponses:
         result = self.node.poll_job(job_uuid)
         if result is None:
             raise WireError(404, "the job has been expired")
-        status, body = result
+        status, body, api_name = result
+        # RestServer.java:705-741 @ 5a29293: a done job is written by writeResponse with the poll's own headers, so
+        # its schema depends on the poll's X-JSON-Schema (L1227-1231); a 202 or a 503 never has one
         if status == 200 and request.headers.get("X-JSON-Schema") is not None:
-            body["schema"] = {}
+            api = API_BY_NAME.get(api_name)
+            body["schema"] = json_schema(body, api.result if api else None)
         return Reply(status, body)
 
     def _accept(self, call: _Call) -> Job:
@@ -447,8 +574,10 @@ class ZStackResponses:
         return Reply(202, {"location": location, "apiTimeout": job.timeout_ms}, job=job)
 
     def _sync(self, call: _Call, body: dict[str, Any], login: bool = False) -> Reply:
+        # RestServer.java:1227-1231 @ 5a29293: a reply that is not an APIQueryReply has a schema only when the
+        # request has X-JSON-Schema (any value); an error (503) never has one
         if call.request.headers.get("X-JSON-Schema") is not None:
-            body["schema"] = {}
+            body["schema"] = json_schema(body, call.api.result)
         return Reply(200, body, login=login)
 
     # ------------------------------------------------------------------ sessions (§1)
@@ -488,35 +617,21 @@ class ZStackResponses:
     # ------------------------------------------------------------------ queries (§4)
 
     def _api_query(self, call: _Call, kind: str) -> Reply:
-        spec = QuerySpec()
-        conditions = [v for k, v in call.query if k == "q"] if call.request.method in ("GET", "DELETE") else []
-        spec.conditions = [parse_condition(c) for c in conditions]
         if "uuid" in call.variables:
-            spec.conditions.append(Condition("uuid", "=", call.variables["uuid"]))  # §4.1: GET .../{uuid} is a list
-        p = call.params
-        if p.get("limit") is not None:
-            spec.limit = p["limit"]
-        if p.get("start") is not None:
-            spec.start = p["start"]
-        spec.count = bool(p.get("count"))
-        spec.reply_with_count = bool(p.get("replyWithCount"))
-        if isinstance(p.get("sort"), str) and p["sort"].strip():
-            spec.sort = p["sort"].strip()
-        if isinstance(p.get("fields"), str) and p["fields"]:
-            spec.fields = [f.strip() for f in p["fields"].split(",") if f.strip()]  # §4.2: only the first fields=
+            # RestServer.java:1084-1097 @ 5a29293: GET .../{uuid} becomes the one condition uuid=<uuid> and is sent
+            # at once: q, limit, start, count, sort, fields... are all ignored; the answer is still a list (§4.1)
+            spec = QuerySpec(conditions=[Condition("uuid", "=", call.variables["uuid"])])
+        else:
+            spec = parse_query_parameters(call.query)
         result = self.node.query(call.auth, kind, spec)
-        result["schema"] = {}  # §4.2: every query reply has a schema map; {} is allowed
+        result["schema"] = json_schema(result, kind)  # RestServer.java:1227-1231: every APIQueryReply has one
         return Reply(200, result)
 
     def _api_iso_candidates(self, call: _Call) -> Reply:
-        result = self.node.iso_candidates(call.auth, call.variables["vmInstanceUuid"])
-        result["schema"] = {}
-        return Reply(200, result)
+        return self._sync(call, self.node.iso_candidates(call.auth, call.variables["vmInstanceUuid"]))
 
     def _api_vm_candidates(self, call: _Call) -> Reply:
-        result = self.node.vm_candidates(call.auth, call.variables["isoUuid"])
-        result["schema"] = {}
-        return Reply(200, result)
+        return self._sync(call, self.node.vm_candidates(call.auth, call.variables["isoUuid"]))
 
     # ------------------------------------------------------------------ ISO and CD-ROM APIs (§5, §6, §7)
 
@@ -556,7 +671,60 @@ class ZStackResponses:
         self.node.set_default_cdrom(job, call.auth, call.variables["vmInstanceUuid"], call.variables["uuid"])
         return self._accepted(call, job)
 
+    # ------------------------------------------------------------------ image APIs (§14)
+
+    @staticmethod
+    def _list_param(call: _Call, name: str) -> list[str] | None:
+        """A List<String> field: repeated keys or name.N= in a GET/DELETE query string (§3.2), a JSON list in a
+        PUT/POST body."""
+        if call.request.method in ("GET", "DELETE"):
+            values = [v for k, v in call.query if k == name or k.startswith(name + ".")]
+            return values or None
+        value = call.params.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise WireError(400, f"field[{name}] of API[{call.api.name}] must be a list of strings, but got {value!r}")
+        return value
+
+    def _api_delete_image(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.delete_image(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
+        return self._accepted(call, job)
+
+    def _api_expunge_image(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.expunge_image(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
+        return self._accepted(call, job)
+
+    def _api_recover_image(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.recover_image(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
+        return self._accepted(call, job)
+
+    def _api_change_image_state(self, call: _Call) -> Reply:
+        job = self._accept(call)
+        self.node.change_image_state(job, call.auth, call.variables["uuid"], call.params.get("stateEvent"))
+        return self._accepted(call, job)
+
     # ------------------------------------------------------------------ VM lifecycle (§13)
+
+    _UPDATE_VM_FIELDS_NOT_SERVED = (
+        "state", "defaultL3NetworkUuid", "platform", "cpuNum", "memorySize", "reservedMemorySize", "guestOsType",
+    )  # fmt: skip
+
+    def _api_update_vm(self, call: _Call) -> Reply:
+        unserved = [f for f in self._UPDATE_VM_FIELDS_NOT_SERVED if call.params.get(f) is not None]
+        if unserved:
+            raise WireError(
+                501, f"UpdateVmInstance of {', '.join(unserved)} is not implemented by the ZStack simulator"
+            )
+        job = self._accept(call)
+        p = call.params
+        self.node.update_vm(
+            job, call.auth, call.variables["uuid"], p.get("name"), p.get("description"), call.system_tags
+        )
+        return self._accepted(call, job)
 
     def _api_vm(self, call: _Call, action: str) -> Reply:
         job = self._accept(call)

@@ -18,7 +18,8 @@ leaves out gets a deterministic default, so the same seed always gives the same 
                  "state": "Enabled" | "Disabled", "status": "Ready" | "Downloading" | ..., "format", "platform",
                  "architecture", "size", "actualSize", "system", "backupStorages": [name...]}],
      "vmInstances": [{"uuid", "name", "state", "image", "host", "primaryStorage", "memorySize", "cpuNum", "ip",
-                      "cdRoms": [{"uuid", "deviceId", "isoUuid" | "iso": name, "name"}]}]}
+                      "internalId" (default: its position, from 1),
+                      "cdRoms": [{"uuid", "deviceId", "isoUuid" | "iso": name, "name", "protocol"}]}]}
 
 Dates (`createDate`) are ISO 8601 local times ("2024-10-17T09:30:00"); passwords are given in plain text
 (`password`) or as the lowercase hex SHA-512 a client sends (`passwordSha512`).
@@ -29,6 +30,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 import uuid
 from pathlib import Path
@@ -274,6 +276,22 @@ class _Normalizer:
         ip = item.get("ip", f"10.0.0.{10 + i}")
         created = rec["createDate"]
         running = state in {"Running", "Paused", "Unknown", "Rebooting", "Stopping", "Migrating"}
+        internal_id = item.get("internalId", i + 1)  # VmInstanceVO.internalId: a long, unique per VM
+        if isinstance(internal_id, bool) or not isinstance(internal_id, int):
+            raise SeedError(f"{where}: internalId must be an integer")
+        nic = derived_uuid("nic", uid)
+        gateway = ip.rsplit(".", 1)[0] + ".1"
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            address = None  # a seed may say anything; the derived fields are then left out
+        used_ip = {
+            "uuid": derived_uuid("used-ip", nic), "ipRangeUuid": derived_uuid("ip-range", l3), "l3NetworkUuid": l3,
+            "ipVersion": address.version if address else None, "ip": ip, "netmask": "255.255.255.0",
+            "gateway": gateway, "ipInLong": int(address) if address else None,
+            "ipInBinary": [b - 256 if b > 127 else b for b in address.packed] if address else None,  # Java bytes
+            "vmNicUuid": nic, "createDate": created, "lastOpDate": created,
+        }  # fmt: skip
         rec.update(
             description=item.get("description"),
             zoneUuid=h["zoneUuid"],
@@ -294,12 +312,13 @@ class _Normalizer:
             cpuSpeed=0,
             allocatorStrategy="LastHostPreferredAllocatorStrategy",
             state=state,
+            internalId=internal_id,
             vmNics=[{
-                "uuid": derived_uuid("nic", uid), "vmInstanceUuid": uid, "l3NetworkUuid": l3, "ip": ip,
+                "uuid": nic, "vmInstanceUuid": uid, "usedIpUuid": used_ip["uuid"], "l3NetworkUuid": l3, "ip": ip,
                 "mac": "fa:" + ":".join(derived_uuid("mac", uid)[k:k + 2] for k in range(0, 10, 2)),
-                "hypervisorType": h["hypervisorType"], "netmask": "255.255.255.0",
-                "gateway": ip.rsplit(".", 1)[0] + ".1", "deviceId": 0, "type": "VNIC",
-                "createDate": created, "lastOpDate": created,
+                "hypervisorType": h["hypervisorType"], "netmask": "255.255.255.0", "gateway": gateway,
+                "driverType": "virtio", "usedIps": [used_ip], "internalName": f"vnic{internal_id}.0",
+                "deviceId": 0, "type": "VNIC", "state": "enable", "createDate": created, "lastOpDate": created,
             }],
             allVolumes=[{
                 "uuid": root, "name": f"ROOT-for-{rec['name']}", "primaryStorageUuid": ps, "vmInstanceUuid": uid,
@@ -330,7 +349,8 @@ class _Normalizer:
             out["vmCdRoms"][cd_uuid] = {
                 "uuid": cd_uuid, "vmInstanceUuid": uid, "deviceId": device_id, "isoUuid": iso,
                 "isoInstallPath": f"/zstack_ps/imagecache/iso/{iso}/{iso}.iso" if iso and running else None,
-                "name": cd.get("name", f"vm-{uid}-cdRom"), "description": cd.get("description"), "protocol": None,
+                "name": cd.get("name", f"vm-{uid}-cdRom"), "description": cd.get("description"),
+                "protocol": cd.get("protocol"),
                 "createDate": created, "lastOpDate": created,
             }  # fmt: skip
         out["vmInstances"][uid] = rec

@@ -22,7 +22,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from .control import ControlApi, FaultRegistry, Journal
 from .models import ZStackNode
@@ -31,12 +31,23 @@ from .seed import load_seed_file, normalize_seed
 
 CONTROL_PREFIX = "/_simulator"
 MAX_BODY_BYTES = 16 * 1024 * 1024
-_SESSION_IN_PATH = re.compile(r"(/accounts/sessions/)[^/?]+")
+_SESSION_IN_PATH = re.compile(r"(/accounts/sessions/)[^/?\s]+")
+_QUERY_PARAMETER = re.compile(r"([?&])([^=&#\s]*)=([^&#\s]*)")
+# Query parameters that carry a session: the Python SDK (zssdk.py) sends sessionId= on every GET/DELETE, and
+# sessionUuid= for LogOut and ValidateSession (§14). The node ignores them, but they are credentials.
+_SESSION_PARAMETERS = frozenset({"sessionid", "sessionuuid"})
 
 
-def redact(path: str) -> str:
-    """Paths with a session UUID in them are logged and journaled without it."""
-    return _SESSION_IN_PATH.sub(r"\1***", path)
+def _redact_parameter(match: re.Match[str]) -> str:
+    if unquote_plus(match.group(2)).strip().lower() in _SESSION_PARAMETERS:
+        return f"{match.group(1)}{match.group(2)}=***"
+    return match.group(0)
+
+
+def redact(text: str) -> str:
+    """A path (with its query string) or a log line, without the session UUIDs in it: in /accounts/sessions/<x>
+    and in sessionId= / sessionUuid= query parameters (any case, percent-encoded names too)."""
+    return _QUERY_PARAMETER.sub(_redact_parameter, _SESSION_IN_PATH.sub(r"\1***", text))
 
 
 class _BadRequest(Exception):
@@ -56,8 +67,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        # http.server's own messages (log_error on a bad request line...) quote the raw request line
         if self.server.sim.log_requests:
-            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+            sys.stderr.write(f"{self.address_string()} - {redact(format % args)}\n")
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -241,6 +253,7 @@ class Simulator:
         *,
         session_timeout_seconds: int = 7200,
         log_requests: bool = False,
+        strict_attach: bool = False,
     ) -> None:
         seed_records = normalize_seed(seed) if isinstance(seed, dict) else load_seed_file(seed)
         self.node = ZStackNode(
@@ -249,6 +262,7 @@ class Simulator:
             latency_ms=latency_ms,
             session_timeout_seconds=session_timeout_seconds,
             state_file=state_file,
+            strict_attach=strict_attach,
         )
         self.journal = Journal()
         self.faults = FaultRegistry()
@@ -313,7 +327,7 @@ def run_simulator(
     """Start a simulator in this process (port 0: a free port) and stop it on exit.
 
     `seed` is a seed file path or a seed document (dict); None is the default inventory.
-    Extra keyword arguments: session_timeout_seconds, log_requests.
+    Extra keyword arguments: session_timeout_seconds, log_requests, strict_attach.
     """
     sim = Simulator(host, port, seed, state_file, job_seconds, latency_ms, tls_cert, tls_key, **kwargs)
     sim.start()
