@@ -9,10 +9,12 @@ second job (the provider adopts the attach that completed meanwhile, or waits fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +32,6 @@ def _start_up(project: Project) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        start_new_session=True,  # its own process group: the test can clean up what the CLI leaves behind
     )
 
 
@@ -41,12 +42,29 @@ def _wait_for_attach_job(project: Project, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
-def _kill_group(process: subprocess.Popen[str]) -> None:
-    """What the CLI leaves behind after kill -9 (the SDK's provider host never notices its parent died)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (the CLI starts each plugin in a process group of its own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill(pids: list[int]) -> None:
+    """What the CLI leaves behind after kill -9: the SDK's provider host never notices that its parent died,
+    and goes on (a user would find it with `pgrep -f pulumi.dynamic`)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -62,12 +80,15 @@ def test_ctrl_c_during_an_attach_lets_it_finish_and_the_next_up_changes_nothing(
     project, sim = slow_jobs, slow_jobs.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
     cli = _start_up(project)
+    plugins: list[int] = []
     try:
         _wait_for_attach_job(project)
+        plugins = _descendants(cli.pid)
         cli.send_signal(signal.SIGINT)
         out, _ = cli.communicate(timeout=120)
     finally:
-        _kill_group(cli)
+        cli.kill()
+        _kill(plugins)
 
     assert "cancelling" in out.lower()
     assert rescue in iso_slots(sim, web1)  # the attach job was not abandoned
@@ -85,8 +106,10 @@ def test_kill_9_during_an_attach_then_cancel_and_up_converge_without_a_second_jo
     project, sim = slow_jobs, slow_jobs.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
     cli = _start_up(project)
+    plugins: list[int] = []
     try:
         _wait_for_attach_job(project)
+        plugins = _descendants(cli.pid)
         cli.kill()
         cli.communicate(timeout=30)
         if when == "job finished":
@@ -104,7 +127,8 @@ def test_kill_9_during_an_attach_then_cancel_and_up_converge_without_a_second_jo
         assert project.pending_operations() == []
         project.up()
     finally:
-        _kill_group(cli)
+        cli.kill()
+        _kill(plugins)
 
     assert rescue in iso_slots(sim, web1)
     assert attach_jobs(sim) == [f"{web1}/iso/{rescue}"]  # one job, whatever the moment of the kill
