@@ -43,7 +43,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -694,6 +694,10 @@ class ResourceState:
     id: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    # Deleted by a delete-before-replace whose Create then failed: the engine keeps the old state, marked
+    # `pendingReplacement`, so that the next `up` creates the replacement without deleting again; refresh
+    # leaves it alone and destroy drops it without a Delete (all seen with the real CLI v3.274.1).
+    pending_replacement: bool = False
 
 
 @dataclass
@@ -704,7 +708,8 @@ class StepResult:
     the engine could not get as far as choosing, "check" (Check failed) or "diff" (Diff failed). On refresh:
     same | update | delete (the resource vanished and was dropped). `skipped` marks a removal that was not
     attempted because another step failed. A failed step leaves the resource's old state in place, except
-    that a delete-before-replace whose Create failed has already deleted the old one (as in the engine).
+    that a delete-before-replace whose Create failed has already deleted the old one: the state keeps it
+    marked `pending_replacement`, as the real engine does.
     """
 
     name: str
@@ -907,8 +912,9 @@ class Engine:
             return
         name, urn = old.name, old.urn
         if step.diff is not None and step.diff.delete_before_replace:
-            self.host.delete(old.id, old.outputs, old.inputs, **call)
-            self._drop(urn)
+            if not old.pending_replacement:
+                self.host.delete(old.id, old.outputs, old.inputs, **call)
+                self._put(replace(old, pending_replacement=True))
             step.id, step.outputs = self.host.create(inputs, **call)
             self._put(ResourceState(name, urn, self.type, step.id, inputs, step.outputs))
             return
@@ -923,7 +929,8 @@ class Engine:
     def _delete(self, res: ResourceState) -> StepResult:
         step = StepResult(res.name, res.urn, "delete", id=res.id, outputs=res.outputs)
         try:
-            self.host.delete(res.id, res.outputs, res.inputs, name=res.name, type_=res.type)
+            if not res.pending_replacement:  # already deleted on the node
+                self.host.delete(res.id, res.outputs, res.inputs, name=res.name, type_=res.type)
             self._drop(res.urn)
         except Exception as exc:  # noqa: BLE001 a failed delete keeps the resource in state
             step.error = exc
@@ -950,6 +957,8 @@ class Engine:
 
     def _refresh_one(self, res: ResourceState) -> StepResult:
         step = StepResult(res.name, res.urn, "same", id=res.id)
+        if res.pending_replacement:
+            return step  # the real engine does not read a resource it is about to create again
         try:
             new_id, outputs, inputs = self.host.read(res.id, res.outputs, res.inputs, name=res.name, type_=res.type)
             if not new_id:

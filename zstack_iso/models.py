@@ -383,6 +383,11 @@ class Image(ZStackModel):
         return self.media_type == ImageMediaType.ISO
 
     @property
+    def is_deleted(self) -> bool:
+        """Deleted but not yet expunged: it still reads back, attached to no VM (docs/out-of-band.md)."""
+        return self.status == ImageStatus.DELETED
+
+    @property
     def is_enabled_and_ready(self) -> bool:
         """What the candidate API requires of an ISO (§4.3): state Enabled and status Ready."""
         return self.state == ImageState.ENABLED and self.status == ImageStatus.READY

@@ -170,6 +170,15 @@ class IsoAttachmentProvider(ResourceProvider):
         holder = _cdrom_holding(vm, iso_uuid)
         was = _slot(slot, olds.get("device_id"))
         if holder is None:
+            # Deleting an ISO image detaches it from every VM (docs/out-of-band.md): say so, rather than promise
+            # an attach that the next `up` refuses. One image read, only when the ISO is gone from the VM.
+            image = runtime.client.get_image(iso_uuid)
+            if image is None or image.is_deleted:
+                gone = "expunged" if image is None else "deleted (status Deleted)"
+                return (
+                    f"{where}: the ISO image was {gone} outside Pulumi, which detached it (was in {was}); "
+                    f"attaching it again will fail: recover the image, or remove this IsoAttachment"
+                )
             return f"{where}: detached outside Pulumi (was in {was}); it will be attached again"
         if slot is not None and holder.uuid != slot:
             return (
@@ -546,6 +555,11 @@ def _check_iso(image: Image | None, iso: str, vm: VmInstance) -> None:
         raise IsoAttachmentError(
             f"cannot attach {iso} to {target}: it is a {image.media_type}, not an ISO; iso_uuid must name an "
             "image whose media type is ISO"
+        )
+    if image.is_deleted:
+        raise IsoAttachmentError(
+            f"cannot attach {iso} to {target}: the image was deleted on ZStack (status Deleted); recover it "
+            "(RecoverImage) or remove this IsoAttachment"
         )
     if not image.is_enabled_and_ready:
         raise IsoAttachmentError(
