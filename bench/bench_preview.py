@@ -4,8 +4,9 @@ Every Diff of an unchanged attachment reads its VM live, to show drift without `
 live read per resource (100); the provider shares a read of one VM between Diffs that arrive while it is in
 flight (provider.py `_SharedReads`), which can only help when the host runs Diffs of one VM at the same
 time. Cases: VM-major order (the order a program that loops over VMs declares them) and round-robin order,
-with no latency and with 10 ms per request (a remote management node), through the SDK host; and, for
-measurement only, through a 64-thread host. Reads are the journal's `GET /vm-instances/...` requests.
+with no latency and with 10 ms per request (a remote management node), through the SDK host held to its own
+4 threads and with the provider's default pool (zstack:maxConcurrency). Reads are the journal's
+`GET /vm-instances/...` requests.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from bench.harness import (
 )
 
 ATTACHMENTS = 100
-WIDE = 64
 CASES: tuple[tuple[str, int | None, str, float], ...] = (
-    ("SDK host, VM-major, 0 ms latency", None, "vm-major", 0.0),
-    ("SDK host, VM-major, 10 ms latency", None, "vm-major", 10.0),
-    ("SDK host, round-robin, 10 ms latency", None, "round-robin", 10.0),
-    (f"{WIDE}-thread host (measurement only), VM-major, 10 ms", WIDE, "vm-major", 10.0),
+    ("maxConcurrency 4, VM-major, 0 ms latency", 4, "vm-major", 0.0),
+    ("maxConcurrency 4, VM-major, 10 ms latency", 4, "vm-major", 10.0),
+    ("maxConcurrency 4, round-robin, 10 ms latency", 4, "round-robin", 10.0),
+    ("default maxConcurrency, VM-major, 10 ms latency", None, "vm-major", 10.0),
+    ("default maxConcurrency, round-robin, 10 ms latency", None, "round-robin", 10.0),
 )
 
 
@@ -49,9 +50,9 @@ def run(suite: Suite) -> None:
     round_robin = [group[i] for i in range(3) for group in per_vm.values() if i < len(group)]
     orders = {"vm-major": vm_major, "round-robin": round_robin}
     sim.reset()  # the seed's attachments, nothing else
-    for case, workers, order, latency in CASES:
+    for case, concurrency, order, latency in CASES:
         walls, reads, total = [], [], []
-        with provider_host(sim.url, workers=workers) as host:
+        with provider_host(sim.url, max_concurrency=concurrency) as host:
             warm_up(host, sim, fleet.empty_vms[0], fleet.isos[0])
             sim.config(latencyMs=latency)
             for _ in range(suite.runs):

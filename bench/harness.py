@@ -188,25 +188,20 @@ def simulator(seed: dict[str, Any], mode: str = "subprocess") -> Iterator[Sim]:
 # --------------------------------------------------------------------------------------------- the hosts
 
 
-def provider_host(url: str, *, poll_interval: float | None = None, workers: int | None = None) -> ProviderHost:
-    """A provider host configured as the engine configures it (not started).
-
-    `workers` is for measurement only: it runs bench.wide_host, the SDK host with a larger thread pool,
-    to show what the fixed pool of 4 costs. The provider never ships with it.
-    """
+def provider_host(url: str, *, poll_interval: float | None = None, max_concurrency: int | None = None) -> ProviderHost:
+    """A provider host configured as the engine configures it (not started); `max_concurrency` sets
+    zstack:maxConcurrency (None: the provider's default)."""
     config = {"zstack:endpoint": url, "zstack:accountName": "admin", "zstack:accountPassword": "password"}
     if poll_interval is not None:
         config["zstack:pollInterval"] = f"{poll_interval:g}"
-    options: dict[str, Any] = {}
-    if workers is not None:
-        options = {"module": "bench.wide_host", "env": {"BENCH_HOST_WORKERS": str(workers)}}
+    if max_concurrency is not None:
+        config["zstack:maxConcurrency"] = str(max_concurrency)
     return ProviderHost(
         IsoAttachmentProvider(),
         config=config,
         secret_keys=["zstack:accountPassword"],
-        remove_env=["ZSTACK_*", "BENCH_*"],
+        remove_env=["ZSTACK_*"],
         timeout=120.0,
-        **options,
     )
 
 

@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 DEFAULT_PORT = 8080
 DEFAULT_JOB_TIMEOUT = 600.0
 DEFAULT_REQUEST_TIMEOUT = 30.0
+# The provider host's thread pool (zstack_iso/host_pool.py): 48 attachments over 16 VMs in VM-major order need
+# 48 threads to reach the ideal schedule (benchmark 3, docs/performance.md); idle threads cost little.
+DEFAULT_MAX_CONCURRENCY = 64
 
 
 class ConfigurationError(Exception):
@@ -46,6 +49,11 @@ SETTINGS: tuple[Setting, ...] = (
         "ZSTACK_REQUEST_TIMEOUT",
         f"seconds to wait for one HTTP answer before retrying or polling (default {DEFAULT_REQUEST_TIMEOUT:g})",
     ),
+    Setting(
+        "maxConcurrency",
+        "ZSTACK_MAX_CONCURRENCY",
+        f"operations the provider host runs at once (default {DEFAULT_MAX_CONCURRENCY}; the Pulumi SDK's is 4)",
+    ),
 )
 _BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -63,6 +71,7 @@ class ZStackSettings:
     verify: bool | str = True
     poll_interval: float | None = None
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
 
     @classmethod
     def load(cls, get: Callable[[str], str | None], environ: Mapping[str, str] | None = None) -> ZStackSettings:
@@ -86,6 +95,7 @@ class ZStackSettings:
             verify=_verify(value("tlsVerify")),
             poll_interval=_positive_float("pollInterval", value("pollInterval"), None),
             request_timeout=_positive_float("requestTimeout", value("requestTimeout"), DEFAULT_REQUEST_TIMEOUT),
+            max_concurrency=_positive_int("maxConcurrency", value("maxConcurrency"), DEFAULT_MAX_CONCURRENCY),
         )
         settings.credentials()  # fail early and clearly on a bad combination
         return settings
@@ -184,6 +194,19 @@ def _positive_float(key: str, raw: str | None, default: float | None) -> float |
     if not math.isfinite(number) or number <= 0:  # nan and inf would disable every deadline
         setting = _BY_KEY[key]
         raise ConfigurationError(f"zstack:{key} / {setting.env} must be a positive number of seconds, got {raw!r}")
+    return number
+
+
+def _positive_int(key: str, raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    try:
+        number = int(raw)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 1024:
+        setting = _BY_KEY[key]
+        raise ConfigurationError(f"zstack:{key} / {setting.env} must be a whole number from 1 to 1024, got {raw!r}")
     return number
 
 

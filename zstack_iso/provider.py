@@ -32,6 +32,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from . import host_pool
 from .client import ZStackClient, stable_job_uuid
 from .config import ConfigurationError, ZStackSettings
 from .errors import CLIENT_JOB_LOST, CLIENT_TIMEOUT, CLIENT_TLS, ZStackError
@@ -110,6 +111,8 @@ class IsoAttachmentProvider(ResourceProvider):
         if level:
             _log_to_stderr(level)
         self._runtime = _Runtime.from_config(lambda key: req.config.get(f"zstack:{key}"))
+        if self._runtime.configured:
+            _widen_host_pool(self._runtime.settings.max_concurrency)
 
     # -- check ------------------------------------------------------------------------------------------
 
@@ -331,6 +334,14 @@ class IsoAttachmentProvider(ResourceProvider):
         return runtime
 
 
+def _widen_host_pool(workers: int) -> None:
+    """Run up to `workers` operations at once instead of the SDK host's 4 (zstack:maxConcurrency)."""
+    why = host_pool.widen(workers)
+    if why not in (None, host_pool.NOT_THE_SDK_HOST):
+        # A Pulumi SDK of another shape: the stock pool still works, only slower on wide stacks.
+        pulumi.log.warn(f"zstack:maxConcurrency is not applied, the provider host runs 4 operations at once: {why}")
+
+
 def _log_to_stderr(level: str) -> None:
     """The provider host has no logging set up; this shows the client's own log lines on stderr."""
     if not isinstance(logging.getLevelName(level), int):
@@ -361,6 +372,10 @@ class _Runtime:
             return cls(ZStackSettings.load(get), None)
         except ConfigurationError as problem:
             return cls(None, problem)
+
+    @property
+    def configured(self) -> bool:
+        return self._settings is not None
 
     @property
     def settings(self) -> ZStackSettings:
