@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from .models import ERROR_DESCRIPTIONS, ZStackNode
+from .errors import ERROR_DESCRIPTIONS
+from .models import ZStackNode
 
 FAULT_ACTIONS = ("http_status", "drop_connection", "drop_after_accept", "job_error", "expire_job", "delay")
 JOURNAL_MAX_ENTRIES = 50000
@@ -194,7 +195,7 @@ class ControlApi:
                 return 404, {"error": f"no fault with id {parts[1]}"}
             return 200, {}
         if route == ("POST", "sessions", "expire"):
-            return 200, {"expired": self.node.expire_sessions()}
+            return 200, {"expired": self.node.identity.expire_all()}
         if method == "PUT" and len(parts) == 3 and parts[0] == "vm-instances" and parts[2] == "state":
             return self._hold(parts[1], payload)
         if route == ("POST", "reset"):
@@ -203,7 +204,7 @@ class ControlApi:
             self.faults.clear()
             return 200, {}
         if route == ("GET", "inventory"):
-            return 200, self.node.inventory()
+            return 200, self.node.dump()
         return 404, {"error": f"no control API {method} /_simulator/{'/'.join(parts)}"}
 
     def _hold(self, vm_uuid: str, payload: Any) -> tuple[int, dict[str, Any]]:
@@ -213,6 +214,6 @@ class ControlApi:
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
             raise ValueError("seconds must be a non-negative number")
         try:
-            return 200, self.node.hold_vm_state(vm_uuid, payload["state"], float(seconds))
+            return 200, self.node.vms.hold_state(vm_uuid, payload["state"], float(seconds))
         except KeyError:
             return 404, {"error": f"no VM with uuid {vm_uuid}"}

@@ -15,19 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from .models import (
-    INVENTORY_CLASSES,
-    QUERY_OP_NAMES,
-    QUERY_OPS,
-    ApiError,
-    Auth,
-    Condition,
-    DuplicateJobError,
-    Job,
-    QuerySpec,
-    ZStackNode,
-    java_trim,
-)
+from .errors import ApiError, DuplicateJobError
+from .java import java_parse_int, java_trim, split_by_whole_separator
+from .jobs import Job
+from .models import ZStackNode
+from .queries import QUERY_OP_NAMES, QUERY_OPS, Condition, QuerySpec
+from .records import INVENTORY_CLASSES
+from .sessions import Auth
 
 API_PREFIX = "/zstack"  # the web app's context path (§0 URL base)
 JOB_PATH_PREFIX = "/v1/api-jobs/"
@@ -216,28 +210,6 @@ def match_route(path: str) -> tuple[list[Api], dict[str, str]] | None:
     return None
 
 
-def split_by_whole_separator(text: str, separator: str, limit: int) -> list[str]:
-    """commons-lang StringUtils.splitByWholeSeparator(text, separator, limit): adjacent separators are one and
-    a leading separator gives no empty token, but a trailing one does (`name=` is `["name", ""]`)."""
-    out: list[str] = []
-    beg = end = 0
-    while end < len(text):
-        end = text.find(separator, beg)
-        if end < 0:
-            out.append(text[beg:])
-            end = len(text)
-        elif end > beg:
-            if len(out) + 1 == limit:
-                out.append(text[beg:])
-                end = len(text)
-            else:
-                out.append(text[beg:end])
-                beg = end + len(separator)
-        else:
-            beg = end + len(separator)
-    return out
-
-
 def parse_condition(text: str) -> Condition:
     """§4.2 (RestServer.java:1136-1175 @ 5a29293): the first operator, in QUERY_OPS order, that occurs in the
     condition; split once on it (splitByWholeSeparator); field trimmed, value not."""
@@ -259,15 +231,6 @@ def parse_condition(text: str) -> Condition:
         f"Invalid query parameter. The '{text}' in the parameter[q] doesn't contain any query operator. "
         f"Valid query operators are [[{', '.join(QUERY_OPS)}]]",
     )
-
-
-def java_parse_int(text: str) -> int | None:
-    """Java's Integer.valueOf: an optional sign and decimal digits in the int range; None where Java throws."""
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    if not digits or not all(c.isdecimal() for c in digits):
-        return None
-    value = -int(digits) if text[0] == "-" else int(digits)
-    return value if -(2**31) <= value < 2**31 else None
 
 
 def parse_query_parameters(query: list[tuple[str, str]]) -> QuerySpec:
@@ -484,7 +447,7 @@ class ZStackResponses:
             if abs((self._now() - sent).total_seconds()) > REQUEST_DURATION_MINUTES * 60:
                 raise WireError(403, "requestTimeTooSkewed")
             # §2: the URI signed is the path without the context path and without the query string
-            return self.node.authenticate_access_key(parts[0], parts[1], request.method, date, path)
+            return self.node.identity.authenticate_access_key(parts[0], parts[1], request.method, date, path)
         raise WireError(400, "Authorization type must be 'OAuth'")
 
     def _check_job_headers(self, call: _Call) -> None:
@@ -495,7 +458,7 @@ class ZStackResponses:
             if len(job_uuid) != 32:  # §3.2: only the length is checked, not that it is hexadecimal
                 raise WireError(400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped")
             # §3.2 / §14: a UUID an async job used is refused on every POST, PUT and DELETE, synchronous APIs too
-            if call.request.method in ("POST", "PUT", "DELETE") and self.node.job_uuid_used(job_uuid):
+            if call.request.method in ("POST", "PUT", "DELETE") and self.node.jobs.used(job_uuid):
                 raise WireError(400, f"Duplicate job uuid[{job_uuid}]")
             call.job_uuid = job_uuid
         timeout = headers.get("X-API-Timeout")
@@ -544,7 +507,7 @@ class ZStackResponses:
             raise WireError(404, "the job has been expired")
         if fault is not None and fault.action == "job_error":
             return Reply(503, {"error": fault.error})
-        result = self.node.poll_job(job_uuid)
+        result = self.node.jobs.poll(job_uuid)
         if result is None:
             raise WireError(404, "the job has been expired")
         status, body, api_name = result
@@ -558,7 +521,7 @@ class ZStackResponses:
     def _accept(self, call: _Call) -> Job:
         fault = call.fault
         try:
-            return self.node.accept_job(
+            return self.node.jobs.accept(
                 call.api.name,
                 call.job_uuid,
                 call.timeout_ms,
@@ -584,28 +547,29 @@ class ZStackResponses:
 
     def _api_login_account(self, call: _Call) -> Reply:
         p = call.params
-        return self._sync(call, self.node.login_by_account(p.get("accountName"), p.get("password")), login=True)
+        result = self.node.identity.login_by_account(p.get("accountName"), p.get("password"))
+        return self._sync(call, result, login=True)
 
     def _api_login_user(self, call: _Call) -> Reply:
         p = call.params
-        result = self.node.login_by_user(
+        result = self.node.identity.login_by_user(
             p.get("accountName"), p.get("accountUuid"), p.get("userName"), p.get("password")
         )
         return self._sync(call, result, login=True)
 
     def _api_logout(self, call: _Call) -> Reply:
-        return self._sync(call, self.node.logout(call.variables["sessionUuid"]))
+        return self._sync(call, self.node.identity.logout(call.variables["sessionUuid"]))
 
     def _api_validate_session(self, call: _Call) -> Reply:
-        return self._sync(call, self.node.validate_session(call.variables["sessionUuid"]))
+        return self._sync(call, self.node.identity.validate_session(call.variables["sessionUuid"]))
 
     def _api_renew_session(self, call: _Call) -> Reply:
         job = self._accept(call)
-        self.node.renew_session(job, call.auth, call.variables["sessionUuid"], call.params.get("duration"))
+        self.node.identity.renew_session(job, call.auth, call.variables["sessionUuid"], call.params.get("duration"))
         return self._accepted(call, job)
 
     def _api_get_version(self, call: _Call) -> Reply:
-        return self._sync(call, self.node.get_version())
+        return self._sync(call, self.node.queries.get_version())
 
     def _api_get_current_time(self, call: _Call) -> Reply:
         now = time.time()
@@ -623,33 +587,33 @@ class ZStackResponses:
             spec = QuerySpec(conditions=[Condition("uuid", "=", call.variables["uuid"])])
         else:
             spec = parse_query_parameters(call.query)
-        result = self.node.query(call.auth, kind, spec)
+        result = self.node.queries.query(call.auth, kind, spec)
         result["schema"] = json_schema(result, kind)  # RestServer.java:1227-1231: every APIQueryReply has one
         return Reply(200, result)
 
     def _api_iso_candidates(self, call: _Call) -> Reply:
-        return self._sync(call, self.node.iso_candidates(call.auth, call.variables["vmInstanceUuid"]))
+        return self._sync(call, self.node.queries.iso_candidates(call.auth, call.variables["vmInstanceUuid"]))
 
     def _api_vm_candidates(self, call: _Call) -> Reply:
-        return self._sync(call, self.node.vm_candidates(call.auth, call.variables["isoUuid"]))
+        return self._sync(call, self.node.queries.vm_candidates(call.auth, call.variables["isoUuid"]))
 
     # ------------------------------------------------------------------ ISO and CD-ROM APIs (§5, §6, §7)
 
     def _api_attach_iso(self, call: _Call) -> Reply:
         job = self._accept(call)
         v = call.variables
-        self.node.attach_iso(job, call.auth, v["vmInstanceUuid"], v["isoUuid"], call.system_tags)
+        self.node.isos.attach(job, call.auth, v["vmInstanceUuid"], v["isoUuid"], call.system_tags)
         return self._accepted(call, job)
 
     def _api_detach_iso(self, call: _Call) -> Reply:
         job = self._accept(call)
-        self.node.detach_iso(job, call.auth, call.variables["vmInstanceUuid"], call.params.get("isoUuid"))
+        self.node.isos.detach(job, call.auth, call.variables["vmInstanceUuid"], call.params.get("isoUuid"))
         return self._accepted(call, job)
 
     def _api_create_cdrom(self, call: _Call) -> Reply:
         job = self._accept(call)
         p = call.params
-        self.node.create_cdrom(
+        self.node.cdroms.create(
             job, call.auth, p.get("vmInstanceUuid"), p.get("name"), p.get("isoUuid"), p.get("description"),
             p.get("resourceUuid"),
         )  # fmt: skip
@@ -657,18 +621,18 @@ class ZStackResponses:
 
     def _api_delete_cdrom(self, call: _Call) -> Reply:
         job = self._accept(call)
-        self.node.delete_cdrom(job, call.auth, call.variables["uuid"])
+        self.node.cdroms.delete(job, call.auth, call.variables["uuid"])
         return self._accepted(call, job)
 
     def _api_update_cdrom(self, call: _Call) -> Reply:
         job = self._accept(call)
         p = call.params
-        self.node.update_cdrom(job, call.auth, call.variables["uuid"], p.get("name"), p.get("description"))
+        self.node.cdroms.update(job, call.auth, call.variables["uuid"], p.get("name"), p.get("description"))
         return self._accepted(call, job)
 
     def _api_set_default_cdrom(self, call: _Call) -> Reply:
         job = self._accept(call)
-        self.node.set_default_cdrom(job, call.auth, call.variables["vmInstanceUuid"], call.variables["uuid"])
+        self.node.cdroms.set_default(job, call.auth, call.variables["vmInstanceUuid"], call.variables["uuid"])
         return self._accepted(call, job)
 
     # ------------------------------------------------------------------ image APIs (§14)
@@ -689,22 +653,22 @@ class ZStackResponses:
 
     def _api_delete_image(self, call: _Call) -> Reply:
         job = self._accept(call)
-        self.node.delete_image(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
+        self.node.images.delete(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
         return self._accepted(call, job)
 
     def _api_expunge_image(self, call: _Call) -> Reply:
         job = self._accept(call)
-        self.node.expunge_image(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
+        self.node.images.expunge(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
         return self._accepted(call, job)
 
     def _api_recover_image(self, call: _Call) -> Reply:
         job = self._accept(call)
-        self.node.recover_image(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
+        self.node.images.recover(job, call.auth, call.variables["uuid"], self._list_param(call, "backupStorageUuids"))
         return self._accepted(call, job)
 
     def _api_change_image_state(self, call: _Call) -> Reply:
         job = self._accept(call)
-        self.node.change_image_state(job, call.auth, call.variables["uuid"], call.params.get("stateEvent"))
+        self.node.images.change_state(job, call.auth, call.variables["uuid"], call.params.get("stateEvent"))
         return self._accepted(call, job)
 
     # ------------------------------------------------------------------ VM lifecycle (§13)
@@ -721,12 +685,12 @@ class ZStackResponses:
             )
         job = self._accept(call)
         p = call.params
-        self.node.update_vm(
+        self.node.vms.update(
             job, call.auth, call.variables["uuid"], p.get("name"), p.get("description"), call.system_tags
         )
         return self._accepted(call, job)
 
     def _api_vm(self, call: _Call, action: str) -> Reply:
         job = self._accept(call)
-        self.node.change_vm_state(job, call.auth, action, call.variables["uuid"], stop_type=call.params.get("type"))
+        self.node.vms.change_state(job, call.auth, action, call.variables["uuid"], stop_type=call.params.get("type"))
         return self._accepted(call, job)
