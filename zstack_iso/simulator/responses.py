@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .errors import ApiError, DuplicateJobError
+from .faults import Fault
 from .java import java_parse_int, java_trim, split_by_whole_separator
 from .jobs import Job
 from .models import ZStackNode
@@ -304,7 +305,7 @@ class _Call:
     params: dict[str, Any]
     query: list[tuple[str, str]]
     system_tags: list[str]
-    fault: Any = None
+    fault: Fault | None = None
     auth: Auth = field(default_factory=Auth)
     job_uuid: str | None = None
     timeout_ms: int | None = None
@@ -319,7 +320,7 @@ class ZStackResponses:
 
     # ------------------------------------------------------------------ entry point
 
-    def handle(self, request: Request, fault: Any = None) -> Reply:
+    def handle(self, request: Request, fault: Fault | None = None) -> Reply:
         try:
             return self._handle(request, fault)
         except WireError as exc:
@@ -327,7 +328,7 @@ class ZStackResponses:
         except ApiError as exc:
             return Reply(503, {"error": exc.to_dict()})
 
-    def _handle(self, request: Request, fault: Any) -> Reply:
+    def _handle(self, request: Request, fault: Fault | None) -> Reply:
         if not request.path.startswith(API_PREFIX + "/"):
             raise WireError(404, f"no api mapping to {request.path}")
         path = request.path[len(API_PREFIX) :]
@@ -348,7 +349,7 @@ class ZStackResponses:
             # Authorization header, so queries never run TypeVerifier nor look at X-Job-UUID / X-API-Timeout.
             self._verify_types(call)  # RestServer.java:946-959
             self._check_job_headers(call)  # RestServer.java:963-988
-        if fault is not None and fault.action == "job_error" and not api.is_async:
+        if fault and fault.fails_job and not api.is_async:
             return Reply(503, {"error": fault.error})  # a synchronous call fails at once
         handler = api.handler
         if ":" in handler:
@@ -500,12 +501,12 @@ class ZStackResponses:
 
     # ------------------------------------------------------------------ jobs (§3.3, §3.4)
 
-    def _poll(self, request: Request, job_uuid: str, fault: Any) -> Reply:
+    def _poll(self, request: Request, job_uuid: str, fault: Fault | None) -> Reply:
         if request.method != "GET":
             raise WireError(405, "only GET method is allowed for querying job status")
-        if fault is not None and fault.action == "expire_job":
+        if fault and fault.expires_job:
             raise WireError(404, "the job has been expired")
-        if fault is not None and fault.action == "job_error":
+        if fault and fault.fails_job:
             return Reply(503, {"error": fault.error})
         result = self.node.jobs.poll(job_uuid)
         if result is None:
@@ -525,8 +526,8 @@ class ZStackResponses:
                 call.api.name,
                 call.job_uuid,
                 call.timeout_ms,
-                injected_error=fault.error if fault is not None and fault.action == "job_error" else None,
-                expired=fault is not None and fault.action == "expire_job",
+                injected_error=fault.error if fault and fault.fails_job else None,
+                expired=bool(fault and fault.expires_job),
             )
         except DuplicateJobError:
             raise WireError(400, f"Duplicate job uuid[{call.job_uuid}]") from None
