@@ -1,5 +1,5 @@
 """The simulator's own control API under /_simulator (not ZStack's; no auth): journal, config, faults,
-sessions, VM state holds, reset, and an inventory dump for test helpers."""
+sessions, VM state holds, reset, and an inventory dump for test helpers. Routes: urls.CONTROL_ROUTES."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from urllib.parse import unquote
 
 from .faults import FaultRegistry
 from .models import ZStackNode
+from .urls import match_control_route
 
 JOURNAL_MAX_ENTRIES = 50000
+
+Answer = tuple[int, dict[str, Any]]
 
 
 class Journal:
@@ -43,62 +46,63 @@ class Journal:
 
 
 class ControlApi:
-    """Routes /_simulator/... to the node, journal and faults. Answers (status, JSON body)."""
+    """Routes /_simulator/... to the node, journal and faults. Answers (status, JSON body); a ValueError is 400."""
 
     def __init__(self, node: ZStackNode, journal: Journal, faults: FaultRegistry) -> None:
         self.node = node
         self.journal = journal
         self.faults = faults
 
-    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle(self, method: str, path: str, body: bytes) -> Answer:
         try:
             payload = json.loads(body.decode("utf-8")) if body.strip() else {}
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return 400, {"error": f"body is not valid JSON: {exc}"}
         parts = [unquote(p) for p in path.strip("/").split("/")[1:]]
+        routed = match_control_route(method, parts)
+        if routed is None:
+            return 404, {"error": f"no control API {method} /_simulator/{'/'.join(parts)}"}
+        handler, variables = routed
         try:
-            return self._route(method, parts, payload)
+            return getattr(self, "_" + handler)(variables, payload)
         except ValueError as exc:
             return 400, {"error": str(exc)}
 
-    def _route(self, method: str, parts: list[str], payload: Any) -> tuple[int, dict[str, Any]]:
-        route = (method, *parts)
-        if route == ("GET", "journal"):
-            return 200, self.journal.to_dict()
-        if route == ("DELETE", "journal"):
-            self.journal.clear()
-            return 200, {}
-        if route == ("GET", "config"):
-            return 200, self.node.get_config()
-        if route == ("PUT", "config"):
-            if not isinstance(payload, dict):
-                raise ValueError("config is a JSON object")
-            return 200, self.node.update_config(payload)
-        if route == ("POST", "faults"):
-            return 200, {"id": self.faults.add(payload).id}
-        if route == ("GET", "faults"):
-            return 200, {"faults": self.faults.list()}
-        if route == ("DELETE", "faults"):
-            self.faults.clear()
-            return 200, {}
-        if method == "DELETE" and len(parts) == 2 and parts[0] == "faults":
-            if not self.faults.remove(parts[1]):
-                return 404, {"error": f"no fault with id {parts[1]}"}
-            return 200, {}
-        if route == ("POST", "sessions", "expire"):
-            return 200, {"expired": self.node.identity.expire_all()}
-        if method == "PUT" and len(parts) == 3 and parts[0] == "vm-instances" and parts[2] == "state":
-            return self._hold(parts[1], payload)
-        if route == ("POST", "reset"):
-            self.node.reset()
-            self.journal.clear()
-            self.faults.clear()
-            return 200, {}
-        if route == ("GET", "inventory"):
-            return 200, self.node.dump()
-        return 404, {"error": f"no control API {method} /_simulator/{'/'.join(parts)}"}
+    def _get_journal(self, _: dict[str, str], __: Any) -> Answer:
+        return 200, self.journal.to_dict()
 
-    def _hold(self, vm_uuid: str, payload: Any) -> tuple[int, dict[str, Any]]:
+    def _clear_journal(self, _: dict[str, str], __: Any) -> Answer:
+        self.journal.clear()
+        return 200, {}
+
+    def _get_config(self, _: dict[str, str], __: Any) -> Answer:
+        return 200, self.node.get_config()
+
+    def _put_config(self, _: dict[str, str], payload: Any) -> Answer:
+        if not isinstance(payload, dict):
+            raise ValueError("config is a JSON object")
+        return 200, self.node.update_config(payload)
+
+    def _add_fault(self, _: dict[str, str], payload: Any) -> Answer:
+        return 200, {"id": self.faults.add(payload).id}
+
+    def _list_faults(self, _: dict[str, str], __: Any) -> Answer:
+        return 200, {"faults": self.faults.list()}
+
+    def _clear_faults(self, _: dict[str, str], __: Any) -> Answer:
+        self.faults.clear()
+        return 200, {}
+
+    def _remove_fault(self, variables: dict[str, str], _: Any) -> Answer:
+        if not self.faults.remove(variables["id"]):
+            return 404, {"error": f"no fault with id {variables['id']}"}
+        return 200, {}
+
+    def _expire_sessions(self, _: dict[str, str], __: Any) -> Answer:
+        return 200, {"expired": self.node.identity.expire_all()}
+
+    def _hold_vm_state(self, variables: dict[str, str], payload: Any) -> Answer:
+        vm_uuid = variables["uuid"]
         if not isinstance(payload, dict) or not isinstance(payload.get("state"), str):
             raise ValueError('body must be {"state": "<VM state>", "seconds": <number>}')
         seconds = payload.get("seconds", 1)
@@ -108,3 +112,12 @@ class ControlApi:
             return 200, self.node.vms.hold_state(vm_uuid, payload["state"], float(seconds))
         except KeyError:
             return 404, {"error": f"no VM with uuid {vm_uuid}"}
+
+    def _reset(self, _: dict[str, str], __: Any) -> Answer:
+        self.node.reset()
+        self.journal.clear()
+        self.faults.clear()
+        return 200, {}
+
+    def _inventory(self, _: dict[str, str], __: Any) -> Answer:
+        return 200, self.node.dump()
