@@ -450,7 +450,7 @@ def test_a_twin_added_next_to_an_existing_attachment_fails_instead_of_adopting_i
 def test_an_attached_iso_is_adopted_even_if_its_image_was_disabled_since(sim, simulator, provider):
     vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
     attach_out_of_band(sim, vm, iso)
-    simulator.node.images[iso]["state"] = "Disabled"  # ChangeImageState: nobody may attach it *again*
+    simulator.node.inventory.images[iso].state = "Disabled"  # ChangeImageState: nobody may attach it *again*
     sim.clear_journal()
     assert provider.create({"vm_uuid": vm, "iso_uuid": iso}).outs["device_id"] == 0
     assert writes(sim) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from zstack_iso.simulator.seed import DEFAULT_SEED_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
 RESCUE = "rescue.iso"
+# Written by the simulator before ZStackNode was split by concern (state format 1), from the default seed:
+# rescue.iso attached to web-1 (job aaa...a), virtio-win-0.1.240.iso deleted (bbb...b), old-1 expunged (ccc...c).
+STATE_FORMAT_1 = ROOT / "tests" / "data" / "state-format-1.json"
 
 
 def attach_path(sim: SimCtl, vm: str = "web-1") -> str:
@@ -47,6 +51,21 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         r = sim.submit("POST", attach_path(sim, "web-2"), headers={"X-Job-UUID": job})
         assert r.status_code == 400 and "Duplicate job uuid" in r.text
     assert not [p for p in tmp_path.iterdir() if p.name != "state.json"]  # no temporary file left behind
+
+
+def test_a_state_file_written_by_an_earlier_simulator_still_loads(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    shutil.copy(STATE_FORMAT_1, state)
+    with run_simulator(state_file=state, job_seconds=0.01) as s:
+        sim = SimCtl(s.url)
+        assert len(s.node.sessions) == 1  # the admin session the jobs ran with
+        poll = requests.get(f"{sim.api}/api-jobs/{'a' * 32}", timeout=5)
+        assert poll.status_code == 200 and poll.json()["inventory"]["name"] == "web-1"
+        assert [c.get("isoUuid") for c in sim.cdroms(sim.vm("web-1"))][0] == sim.image(RESCUE)
+        assert sorted(v["name"] for v in sim.inventory()["vmInstances"]) == ["db-1", "legacy-1", "web-1", "web-2"]
+        image = sim.zstack("GET", f"images/{sim.image('virtio-win-0.1.240.iso')}")[1]["inventories"][0]
+        assert image["status"] == "Deleted"
+        assert {r["status"] for r in image["backupStorageRefs"]} == {"Deleted"}
 
 
 def test_job_in_flight_at_a_stop_is_lost_and_its_vm_state_settles(tmp_path: Path) -> None:

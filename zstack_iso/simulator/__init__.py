@@ -8,7 +8,8 @@
 Run it from a shell with `python -m zstack_iso.simulator --help`.
 """
 
-from .models import ApiError, ZStackNode
+from .errors import ApiError
+from .models import ZStackNode
 from .seed import DEFAULT_SEED_PATH, SeedError, load_seed_file
 from .server import Simulator, run_simulator
 

@@ -149,6 +149,15 @@ class _Normalizer:
         raise SeedError(f"{where}: 'password' or 'passwordSha512' is required")
 
     def run(self) -> dict[str, Any]:
+        self._identity()
+        self._infrastructure()
+        for i, item in enumerate(self._items("images")):
+            self._image(item, i)
+        for i, item in enumerate(self._items("vmInstances")):
+            self._vm(item, i)
+        return self.out
+
+    def _identity(self) -> None:
         out = self.out
         for i, item in enumerate(self._items("accounts")):
             rec, where = self._base("accounts", item, i)
@@ -167,6 +176,9 @@ class _Normalizer:
             account = self._ref("accounts", item, "account", f"accessKeys[{key_id}]")
             user = self._ref("users", item, "user", f"accessKeys[{key_id}]", required=False)
             out["accessKeys"][key_id] = {"id": key_id, "secret": secret, "accountUuid": account, "userUuid": user}
+
+    def _infrastructure(self) -> None:
+        out = self.out
         for i, item in enumerate(self._items("zones")):
             rec, _ = self._base("zones", item, i)
             rec.update(description=item.get("description"), state="Enabled", type="zstack")
@@ -215,11 +227,6 @@ class _Normalizer:
                 attachedZoneUuids=[self._ref("zones", {"zone": z}, "zone", where) for z in zones],
             )
             out["backupStorages"][rec["uuid"]] = rec
-        for i, item in enumerate(self._items("images")):
-            self._image(item, i)
-        for i, item in enumerate(self._items("vmInstances")):
-            self._vm(item, i)
-        return out
 
     def _image(self, item: dict[str, Any], i: int) -> None:
         rec, where = self._base("images", item, i)
@@ -279,19 +286,6 @@ class _Normalizer:
         internal_id = item.get("internalId", i + 1)  # VmInstanceVO.internalId: a long, unique per VM
         if isinstance(internal_id, bool) or not isinstance(internal_id, int):
             raise SeedError(f"{where}: internalId must be an integer")
-        nic = derived_uuid("nic", uid)
-        gateway = ip.rsplit(".", 1)[0] + ".1"
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            address = None  # a seed may say anything; the derived fields are then left out
-        used_ip = {
-            "uuid": derived_uuid("used-ip", nic), "ipRangeUuid": derived_uuid("ip-range", l3), "l3NetworkUuid": l3,
-            "ipVersion": address.version if address else None, "ip": ip, "netmask": "255.255.255.0",
-            "gateway": gateway, "ipInLong": int(address) if address else None,
-            "ipInBinary": [b - 256 if b > 127 else b for b in address.packed] if address else None,  # Java bytes
-            "vmNicUuid": nic, "createDate": created, "lastOpDate": created,
-        }  # fmt: skip
         rec.update(
             description=item.get("description"),
             zoneUuid=h["zoneUuid"],
@@ -313,21 +307,37 @@ class _Normalizer:
             allocatorStrategy="LastHostPreferredAllocatorStrategy",
             state=state,
             internalId=internal_id,
-            vmNics=[{
-                "uuid": nic, "vmInstanceUuid": uid, "usedIpUuid": used_ip["uuid"], "l3NetworkUuid": l3, "ip": ip,
-                "mac": "fa:" + ":".join(derived_uuid("mac", uid)[k:k + 2] for k in range(0, 10, 2)),
-                "hypervisorType": h["hypervisorType"], "netmask": "255.255.255.0", "gateway": gateway,
-                "driverType": "virtio", "usedIps": [used_ip], "internalName": f"vnic{internal_id}.0",
-                "deviceId": 0, "type": "VNIC", "state": "enable", "createDate": created, "lastOpDate": created,
-            }],
-            allVolumes=[{
-                "uuid": root, "name": f"ROOT-for-{rec['name']}", "primaryStorageUuid": ps, "vmInstanceUuid": uid,
-                "rootImageUuid": image, "installPath": f"/zstack_ps/rootVolumes/acct-admin/vol-{root}/{root}.qcow2",
-                "type": "Root", "format": "qcow2", "size": 21474836480, "actualSize": 1395261440, "deviceId": 0,
-                "state": "Enabled", "status": "Ready", "isShareable": False,
-                "createDate": created, "lastOpDate": created,
-            }],
-        )  # fmt: skip
+            vmNics=[self._nic(uid, ip, l3, h["hypervisorType"], internal_id, created)],
+            allVolumes=[_root_volume(root, rec["name"], ps, uid, image, created)],
+        )
+        self._cdroms(item, uid, where, running, created)
+        out["vmInstances"][uid] = rec
+
+    @staticmethod
+    def _nic(uid: str, ip: str, l3: str, hypervisor: str, internal_id: int, created: float) -> dict[str, Any]:
+        nic = derived_uuid("nic", uid)
+        gateway = ip.rsplit(".", 1)[0] + ".1"
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            address = None  # a seed may say anything; the derived fields are then left out
+        used_ip = {
+            "uuid": derived_uuid("used-ip", nic), "ipRangeUuid": derived_uuid("ip-range", l3), "l3NetworkUuid": l3,
+            "ipVersion": address.version if address else None, "ip": ip, "netmask": "255.255.255.0",
+            "gateway": gateway, "ipInLong": int(address) if address else None,
+            "ipInBinary": [b - 256 if b > 127 else b for b in address.packed] if address else None,  # Java bytes
+            "vmNicUuid": nic, "createDate": created, "lastOpDate": created,
+        }  # fmt: skip
+        return {
+            "uuid": nic, "vmInstanceUuid": uid, "usedIpUuid": used_ip["uuid"], "l3NetworkUuid": l3, "ip": ip,
+            "mac": "fa:" + ":".join(derived_uuid("mac", uid)[k:k + 2] for k in range(0, 10, 2)),
+            "hypervisorType": hypervisor, "netmask": "255.255.255.0", "gateway": gateway,
+            "driverType": "virtio", "usedIps": [used_ip], "internalName": f"vnic{internal_id}.0",
+            "deviceId": 0, "type": "VNIC", "state": "enable", "createDate": created, "lastOpDate": created,
+        }  # fmt: skip
+
+    def _cdroms(self, item: dict[str, Any], uid: str, where: str, running: bool, created: float) -> None:
+        out = self.out
         cdroms = item.get("cdRoms", [])
         if not isinstance(cdroms, list) or len(cdroms) > MAX_CDROMS:
             raise SeedError(f"{where}: 'cdRoms' must be a list of at most {MAX_CDROMS} CD-ROMs")
@@ -353,4 +363,13 @@ class _Normalizer:
                 "protocol": cd.get("protocol"),
                 "createDate": created, "lastOpDate": created,
             }  # fmt: skip
-        out["vmInstances"][uid] = rec
+
+
+def _root_volume(root: str, vm_name: str, ps: str, uid: str, image: str | None, created: float) -> dict[str, Any]:
+    return {
+        "uuid": root, "name": f"ROOT-for-{vm_name}", "primaryStorageUuid": ps, "vmInstanceUuid": uid,
+        "rootImageUuid": image, "installPath": f"/zstack_ps/rootVolumes/acct-admin/vol-{root}/{root}.qcow2",
+        "type": "Root", "format": "qcow2", "size": 21474836480, "actualSize": 1395261440, "deviceId": 0,
+        "state": "Enabled", "status": "Ready", "isShareable": False,
+        "createDate": created, "lastOpDate": created,
+    }  # fmt: skip

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-from .control import ControlApi, FaultRegistry, Journal
+from .control import ControlApi, Journal
+from .faults import FaultRegistry
 from .models import ZStackNode
 from .responses import Reply, Request, ZStackResponses
 from .seed import load_seed_file, normalize_seed
@@ -126,16 +127,16 @@ class _Handler(BaseHTTPRequestHandler):
         if latency > 0 and sim.stopping.wait(latency / 1000.0):
             return
         fault = sim.faults.take(method, path_qs)
-        if fault is not None and fault.action == "delay":
+        if fault and fault.delays:
             if sim.stopping.wait(fault.delay_ms / 1000.0):
                 return
             fault = None
-        if fault is not None and fault.action == "drop_connection":
+        if fault and fault.drops_connection:
             # Journal first, answer second: once a client has its answer, the journal shows the request.
             sim.journal.record(method, journal_path, 0, _ms(started), login=False, job=False)
             self._drop()  # nothing executed
             return
-        if fault is not None and fault.action == "http_status":
+        if fault and fault.answers_instead:
             sim.journal.record(method, journal_path, fault.status, _ms(started), login=False, job=False)
             self._send(fault.status, fault.body if fault.body is not None else "")
             return
@@ -146,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # §3.7 catch-all: 500 with the message, never a traceback in the body
             traceback.print_exc(file=sys.stderr)
             reply = Reply(500, str(exc) or exc.__class__.__name__)
-        if fault is not None and fault.action == "drop_after_accept":
+        if fault and fault.drops_answer:
             sim.journal.record(method, journal_path, 0, _ms(started), login=reply.login, job=reply.job is not None)
             self._drop()  # the request ran (and its job was accepted); the answer is lost
             return
