@@ -116,7 +116,7 @@ class IsoAttachmentProvider(ResourceProvider):
 
     # -- check ------------------------------------------------------------------------------------------
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = dict(news)
         failures = []
         for key in INPUTS:
@@ -136,7 +136,19 @@ class IsoAttachmentProvider(ResourceProvider):
                 failures.append(CheckFailure(key, f"{key} must be {_UUID_HINT}; got {value!r}{extra}"))
                 continue
             inputs[key] = normalized
+        if not failures:
+            self._claim_if_existing(olds, inputs)
         return CheckResult(inputs, failures)
+
+    def _claim_if_existing(self, olds: dict[str, Any], inputs: dict[str, Any]) -> None:
+        """An existing resource that keeps its VM and ISO owns them in this deployment from its Check on: the
+        engine runs a twin's Check and Create concurrently with this resource's Check and Diff, so the claim
+        that Diff records (with the owner token) can come too late to stop the twin adopting the ISO."""
+        pair = (inputs.get("vm_uuid"), inputs.get("iso_uuid"))
+        if not olds or not all(isinstance(part, str) for part in pair):
+            return
+        if (str(olds.get("vm_uuid", "")).lower(), str(olds.get("iso_uuid", "")).lower()) == pair:
+            self._rt().claim_pending(*pair)
 
     # -- diff -------------------------------------------------------------------------------------------
 
@@ -351,6 +363,10 @@ def _log_to_stderr(level: str) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
 
+# The owner of a pair claimed at Check, before its Diff tells its token (never a real token: those are hex).
+_PENDING_OWNER = "pending"
+
+
 class _Runtime:
     """Everything the provider process builds for itself: settings, one client, per-VM locks, claims."""
 
@@ -421,15 +437,21 @@ class _Runtime:
             token = self._claims[(vm_uuid, iso_uuid)] = uuid.uuid4().hex
             return token
 
+    def claim_pending(self, vm_uuid: str, iso_uuid: str) -> None:
+        """Record, at its Check, that an existing resource owns (vm, iso); its Diff adds the owner token."""
+        with self._lock:
+            self._claims.setdefault((vm_uuid, iso_uuid), _PENDING_OWNER)
+
     def claim_existing(self, vm_uuid: str, iso_uuid: str, token: str | None) -> None:
         """Record that an existing resource (state without a token: made before tokens) owns (vm, iso)."""
         with self._lock:
-            self._claims.setdefault((vm_uuid, iso_uuid), token or "")
+            if self._claims.get((vm_uuid, iso_uuid)) in (None, _PENDING_OWNER):
+                self._claims[(vm_uuid, iso_uuid)] = token or ""
 
     def owned_by_another(self, vm_uuid: str, iso_uuid: str, token: str | None) -> bool:
         with self._lock:
             owner = self._claims.get((vm_uuid, iso_uuid))
-        return owner is not None and owner != (token or "")
+        return owner not in (None, _PENDING_OWNER) and owner != (token or "")
 
     def release(self, vm_uuid: str, iso_uuid: str, token: str | None) -> None:
         with self._lock:
