@@ -218,7 +218,12 @@ class ZStackSettings:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         share_session: bool = True,
     ) -> ZStackSettings:
-        """ZStackClient's keyword arguments, checked; raises ZStackError CLIENT.CONFIG naming the argument."""
+        """ZStackClient's keyword arguments, checked; raises ZStackError CLIENT.CONFIG naming the argument.
+
+        ``poll_interval``: None for adaptive polling, seconds for a fixed interval, or a ``PollPolicy``.
+        ``settle_timeout``: how long to re-read the VM when a job's own result is lost. ``verify``: True, False
+        (with a warning) or the path of a CA bundle file. The README's client table has them all.
+        """
         try:
             shown = _base_url("endpoint", endpoint, _ARGUMENTS)
         except ConfigurationError as err:
