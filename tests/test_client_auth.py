@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from tests.client_support import login
 from zstack_iso.client import ZStackClient
 from zstack_iso.errors import ZStackError
 
@@ -98,7 +99,7 @@ def test_expired_session_during_concurrent_jobs_logs_in_once_and_each_job_runs_o
 
 def test_given_session_uuid_is_used_without_logging_in(sim):
     with ZStackClient(sim.url, **ADMIN, share_session=False) as owner:
-        session = owner.login()
+        session = login(owner)
         with ZStackClient(sim.url, session_uuid=session.uuid) as client:
             assert client.get_vm(sim.vm("web-1")).name == "web-1"
     assert _logins(sim) == 1
@@ -106,7 +107,7 @@ def test_given_session_uuid_is_used_without_logging_in(sim):
 
 def test_given_session_that_expired_fails_with_id_1001_and_a_hint(sim):
     with ZStackClient(sim.url, **ADMIN, share_session=False) as owner:
-        session = owner.login()
+        session = login(owner)
     sim.expire_sessions()
     with ZStackClient(sim.url, session_uuid=session.uuid) as client:
         with pytest.raises(ZStackError) as info:

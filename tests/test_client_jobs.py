@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.client_support import destroy_vm, expunge_vm, reboot_vm, recover_vm, start_vm, stop_vm
 from zstack_iso.client import ZStackClient
 from zstack_iso.errors import ZStackError
 
@@ -169,14 +170,14 @@ def test_one_client_serves_concurrent_attaches_from_many_threads(sim, client):
 
 def test_vm_lifecycle_calls_reach_their_states(sim, client):
     vm_uuid = sim.vm("web-2")
-    assert client.stop_vm(vm_uuid).state == "Stopped"
-    assert client.start_vm(vm_uuid).state == "Running"
-    assert client.reboot_vm(vm_uuid).state == "Running"
-    client.destroy_vm(vm_uuid)
+    assert stop_vm(client, vm_uuid).state == "Stopped"
+    assert start_vm(client, vm_uuid).state == "Running"
+    assert reboot_vm(client, vm_uuid).state == "Running"
+    destroy_vm(client, vm_uuid)
     assert client.get_vm(vm_uuid).state == "Destroyed"
-    assert client.recover_vm(vm_uuid).state == "Stopped"
-    client.destroy_vm(vm_uuid)
-    client.expunge_vm(vm_uuid)
+    assert recover_vm(client, vm_uuid).state == "Stopped"
+    destroy_vm(client, vm_uuid)
+    expunge_vm(client, vm_uuid)
     assert client.get_vm(vm_uuid) is None
     assert sim.vm_inventory(vm_uuid) is None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.client_support import get_cdrom, get_iso_candidates, list_cdroms
 from zstack_iso.client import ZStackClient
 from zstack_iso.errors import ZStackError
 from zstack_iso.models import Image, VmInstance
@@ -48,10 +49,10 @@ def test_get_image_reads_media_type_state_and_status(sim, client):
 
 def test_list_cdroms_is_sorted_by_device_id(sim, client):
     vm_uuid = sim.vm("web-1")
-    cdroms = client.list_cdroms(vm_uuid)
+    cdroms = list_cdroms(client, vm_uuid)
     assert [c.device_id for c in cdroms] == [0, 1, 2]
     assert [c.uuid for c in cdroms] == [c["uuid"] for c in sim.cdroms(vm_uuid)]
-    assert client.list_cdroms(sim.vm("legacy-1")) == []
+    assert list_cdroms(client, sim.vm("legacy-1")) == []
 
 
 def test_query_by_keyword_and_raw_conditions(sim, client):
@@ -68,7 +69,7 @@ def test_query_by_keyword_and_raw_conditions(sim, client):
 def test_iso_candidates_exclude_disabled_not_ready_and_attached_isos(sim, client):
     vm_uuid = sim.vm("web-1")
     client.attach_iso(vm_uuid, sim.image("rescue.iso"))
-    names = {image.name for image in client.get_iso_candidates(vm_uuid)}
+    names = {image.name for image in get_iso_candidates(client, vm_uuid)}
     assert names == {"ubuntu-22.04-server.iso", "virtio-win-0.1.240.iso"}
 
 
@@ -131,7 +132,7 @@ def test_plain_text_http_error_is_reported_with_its_status_and_text(sim, client)
 def test_get_with_an_empty_uuid_finds_nothing_instead_of_the_first_vm(client):
     assert client.get_vm("") is None
     assert client.get_image("") is None
-    assert client.get_cdrom("") is None and client.get_vm("   ") is None
+    assert get_cdrom(client, "") is None and client.get_vm("   ") is None
 
 
 def test_get_by_uuid_returns_exactly_the_asked_for_vm_image_and_cdrom(sim, client):
@@ -140,7 +141,7 @@ def test_get_by_uuid_returns_exactly_the_asked_for_vm_image_and_cdrom(sim, clien
     assert client.get_vm(vm_uuid).uuid == vm_uuid
     assert client.get_image(iso).uuid == iso and client.get_image(iso).name == "rescue.iso"
     for wire in cdroms:
-        cdrom = client.get_cdrom(wire["uuid"])
+        cdrom = get_cdrom(client, wire["uuid"])
         assert cdrom.uuid == wire["uuid"] and cdrom.device_id == wire["deviceId"]
-    assert client.get_cdrom("0123456789abcdef0123456789abcdef") is None
+    assert get_cdrom(client, "0123456789abcdef0123456789abcdef") is None
     assert client.get_image("0123456789abcdef0123456789abcdef") is None

@@ -8,7 +8,10 @@ a real management node localizes details (§3.6). Errors reported by the node ke
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import VmInstance
 
 # Client-side codes: the node did not (or could not) answer with a ZStack error of its own.
 CLIENT_CONFIG = "CLIENT.CONFIG"
@@ -38,6 +41,7 @@ SYS_INVALID_ARGUMENT = "SYS.1007"
 ID_AUTHENTICATION = "ID.1000"
 ID_INVALID_SESSION = "ID.1001"
 ID_PERMISSION = "ID.1002"
+ID_TOO_MANY_SESSIONS = "ID.1006"
 VM_WRONG_STATE = "VM.1010"
 
 
@@ -47,8 +51,9 @@ class ZStackError(Exception):
     Attributes: ``code``, ``description``, ``details``, ``cause`` (the next ZStackError in ZStack's
     cause chain, or None), ``causes`` (ErrorCodeList members), ``api`` (API name, e.g.
     ``AttachIsoToVmInstance``), ``request`` (method and path, e.g. ``POST /zstack/v1/vm-instances/…``),
-    ``http_status``, ``job_uuid``, ``endpoint``, ``hint`` (what to do about it) and ``raw`` (the
-    error object as the node sent it, or None).
+    ``http_status``, ``job_uuid``, ``endpoint``, ``hint`` (what to do about it), ``raw`` (the
+    error object as the node sent it, or None) and ``vm`` (the VM as the node left it, when the client read it
+    to judge what a failed attach or detach did; None otherwise).
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class ZStackError(Exception):
         self.endpoint = endpoint
         self.hint = hint
         self.raw = dict(raw) if raw is not None else None
+        self.vm: VmInstance | None = None  # set by the client after it read the VM to judge a failed job
         super().__init__(self._message())
 
     @classmethod
@@ -96,7 +102,7 @@ class ZStackError(Exception):
         """Build from a ZStack ErrorCode object (the value of ``{"error": …}``, §3.6).
 
         ``auth_kind`` (``"account"``, ``"access_key"`` or ``"session"``) picks the hint for codes whose advice
-        depends on how the client authenticated (see ``hint_for``).
+        depends on how the client authenticated (see ``_HINTS``).
         """
         cause = error.get("cause")
         causes = error.get("causes")
@@ -113,7 +119,7 @@ class ZStackError(Exception):
             http_status=http_status,
             job_uuid=job_uuid,
             endpoint=endpoint,
-            hint=hint_for(str(error.get("code")), auth_kind),
+            hint=hint_for(str(error.get("code")), auth_kind or "", ""),
             raw=error,
         )
 
@@ -184,24 +190,57 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-# What a person can do about the codes a user of this client meets most (§1.5, §3.6, §5.2).
-_HINTS: dict[str, str] = {
-    ID_AUTHENTICATION: "check the credentials the client authenticates with",
-    ID_INVALID_SESSION: "the session expired or was logged out; give account credentials so the client "
-    "can log in again, or a fresh session UUID",
-    ID_PERMISSION: "the account lacks permission for this operation or resource",
-    SYS_RESOURCE_NOT_FOUND: "check the UUIDs: the VM, image or CD-ROM does not exist on this node",
+# What a person can do about a code (§1.5, §3.6, §5.2): the one table of hints, a row a code, a hint a case.
+# "" is for any caller of the client; "account" and "access_key" depend on how it authenticates (§1.1, §2);
+# "job", "unanswered" and "vm" are the client's own timeouts (a job, a job whose polls went unanswered, a VM's
+# transition). "stack" is for whoever configures through the `zstack:` stack config, the provider's users: the
+# client's hints name its own arguments, they change stack config instead.
+_HINTS: dict[str, dict[str, str]] = {
+    ID_AUTHENTICATION: {
+        "": "check the credentials the client authenticates with",
+        "account": "check the account name and password (the password is sent as its SHA-512 hex)",
+        "access_key": "check the AccessKey id and secret, and this machine's clock: the signed Date header must be "
+        "within 15 minutes of the management node's time",
+        "stack": "check zstack:accountName / zstack:accountPassword (ZSTACK_ACCOUNT_NAME / ZSTACK_ACCOUNT_PASSWORD), "
+        "or for an AccessKey zstack:accessKeyId / zstack:accessKeySecret and this machine's clock (the Date header "
+        "must be within 15 minutes of the node's)",
+    },
+    ID_INVALID_SESSION: {
+        "": "the session expired or was logged out; give account credentials so the client can log in again, or a "
+        "fresh session UUID",
+        "stack": "the session expired and logging in again did not help: run the deployment again, and check the "
+        "account settings (zstack:accountName / zstack:accountPassword)",
+    },
+    ID_PERMISSION: {
+        "": "the account lacks permission for this operation or resource",
+        "stack": "the configured account may not operate this VM or image: use an account that owns them "
+        "(zstack:accountName, or the AccessKey's account)",
+    },
+    ID_TOO_MANY_SESSIONS: {
+        "stack": "the account has too many live sessions (a node allows 500): wait for old ones to expire (2 h by "
+        "default) or log them out in the console",
+    },
+    SYS_RESOURCE_NOT_FOUND: {"": "check the UUIDs: the VM, image or CD-ROM does not exist on this node"},
+    CLIENT_UNREACHABLE: {"": "check that the management node is up and reachable from here (host, port, firewall)"},
+    CLIENT_TLS: {
+        "": "to trust a private or self-signed certificate pass verify=<path of the CA bundle>",
+        "stack": "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle that signed the node's "
+        "certificate",
+    },
+    CLIENT_TIMEOUT: {
+        "job": "read the VM's state before retrying, or raise the job timeout",
+        "unanswered": "check that the management node is up and reachable from here, and read the VM's state "
+        "before retrying",
+        "vm": "wait until the VM is Running, Stopped or Paused, or raise the timeout",
+        "stack": "the node may still finish the job: run the deployment again once the node answers (it adopts an "
+        "attachment that finished meanwhile), or raise zstack:jobTimeout / zstack:requestTimeout",
+    },
+    CLIENT_JOB_LOST: {"": "read the VM's state (or run the deployment again, which reads it) before retrying"},
 }
 
-# Hints that depend on how the client authenticates: a bad AccessKey is not a wrong password (§1.1, §2).
-_AUTH_HINTS: dict[tuple[str, str], str] = {
-    ("account", ID_AUTHENTICATION): "check the account name and password (the password is sent as its SHA-512 hex)",
-    ("access_key", ID_AUTHENTICATION): "check the AccessKey id and secret, and this machine's clock: the signed "
-    "Date header must be within 15 minutes of the management node's time",
-}
 
-
-def hint_for(code: str, auth_kind: str | None = None) -> str | None:
-    """What a person can do about ``code``, for a client authenticating by ``auth_kind`` (``"account"``,
-    ``"access_key"``, ``"session"``, or None when unknown); None when there is no advice."""
-    return _AUTH_HINTS.get((auth_kind or "", code)) or _HINTS.get(code)
+def hint_for(code: str, *cases: str) -> str | None:
+    """What a person can do about ``code``: the hint of the first of ``cases`` that has one (see ``_HINTS``),
+    e.g. ``hint_for(code, auth_kind, "")``; None when there is no advice."""
+    row = _HINTS.get(code, {})
+    return next((row[case] for case in cases if case in row), None)

@@ -29,7 +29,7 @@ def default_client() -> ZStackClient:
     with _clients_lock:
         client = _clients.get(settings)
         if client is None:
-            client = _clients[settings] = ZStackClient(**settings.client_options())
+            client = _clients[settings] = ZStackClient(settings)
             atexit.register(client.close)  # the program's session is logged out when the program ends
         return client
 

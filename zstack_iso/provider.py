@@ -33,9 +33,9 @@ from pulumi.dynamic import (
 )
 
 from . import host_pool
-from .client import ZStackClient, stable_job_uuid
+from .client import ZStackClient
 from .config import ConfigurationError, ZStackSettings
-from .errors import CLIENT_JOB_LOST, CLIENT_TIMEOUT, CLIENT_TLS, ZStackError
+from .errors import CLIENT_TIMEOUT, ZStackError, hint_for
 from .models import Image, VmCdRom, VmInstance
 
 INPUTS = ("vm_uuid", "iso_uuid", "cdrom_uuid")
@@ -43,25 +43,6 @@ INPUTS = ("vm_uuid", "iso_uuid", "cdrom_uuid")
 PLACEMENT = ("vm_uuid", "iso_uuid", "cdrom_uuid", "device_id")
 _UUID = re.compile(r"^[0-9a-f]{32}$")
 _UUID_HINT = "a ZStack UUID: 32 hexadecimal characters without dashes, e.g. 7105b03e09794680b7ba1027f812c987"
-
-
-# The client's hints name its own parameters; a Pulumi user changes stack config instead.
-_CONFIG_HINTS = {
-    CLIENT_TIMEOUT: "the node may still finish the job: run the deployment again once the node answers (it adopts "
-    "an attachment that finished meanwhile), or raise zstack:jobTimeout / zstack:requestTimeout",
-    CLIENT_TLS: "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle that signed the node's "
-    "certificate",
-    # §1.1, §1.5, §2: authentication and session failures, in stack-config terms.
-    "ID.1000": "check zstack:accountName / zstack:accountPassword (ZSTACK_ACCOUNT_NAME / ZSTACK_ACCOUNT_PASSWORD), "
-    "or for an AccessKey zstack:accessKeyId / zstack:accessKeySecret and this machine's clock (the Date header must "
-    "be within 15 minutes of the node's)",
-    "ID.1001": "the session expired and logging in again did not help: run the deployment again, and check the "
-    "account settings (zstack:accountName / zstack:accountPassword)",
-    "ID.1002": "the configured account may not operate this VM or image: use an account that owns them "
-    "(zstack:accountName, or the AccessKey's account)",
-    "ID.1006": "the account has too many live sessions (a node allows 500): wait for old ones to expire (2 h by "
-    "default) or log them out in the console",
-}
 
 
 class IsoAttachmentError(Exception):
@@ -75,7 +56,7 @@ class IsoAttachmentError(Exception):
 
 
 def _for_pulumi_users(cause: ZStackError) -> ZStackError:
-    hint = _CONFIG_HINTS.get(cause.code)
+    hint = hint_for(cause.code, "stack")  # the client's hints name its arguments; stack config is what users set
     if hint is None:
         return cause
     told = copy.copy(cause)  # the caller's error keeps its own hint
@@ -326,7 +307,8 @@ class IsoAttachmentProvider(ResourceProvider):
                     pulumi.log.info(f"{where}: no longer attached; nothing to detach")
                     return
                 pulumi.log.info(f"detaching {where} ({_slot(holder.uuid, holder.device_id)})")
-                vm = _detach(runtime, vm, iso_uuid)
+                warn = _resubmit_warning(f"detach ISO {iso_uuid} from VM {vm.uuid}")
+                vm = runtime.client.ensure_iso_detached(vm, iso_uuid, on_resubmit=warn)
                 if vm is not None and _cdrom_holding(vm, iso_uuid) is not None:
                     raise IsoAttachmentError(
                         f"ZStack reported {where} detached, but it is still attached; run `pulumi refresh` and "
@@ -404,7 +386,7 @@ class _Runtime:
         settings = self.settings
         with self._lock:
             if self._client is None:
-                self._client = ZStackClient(**settings.client_options())
+                self._client = ZStackClient(settings)
                 # Log the session out when the host exits (the node caps live sessions per account, §1.1).
                 atexit.register(self._client.close)
             return self._client
@@ -526,58 +508,20 @@ class _Read:
 # -- jobs ------------------------------------------------------------------------------------------------
 
 
-def _attach(runtime: _Runtime, seen: VmInstance, iso_uuid: str, iso: str, pinned: str | None) -> VmInstance | None:
-    """Run the attach job and return the VM as the node left it; the node's state decides what a failure did."""
-    key = _job_key("attach", seen, iso_uuid, pinned)
-    for attempt in (1, 2):
-        try:
-            # Read after write without another request: the job's result is the VM as the node re-reads it
-            # once the attach is done (§5.1 refreshVO), or the VM read that settled a lost result.
-            return runtime.client.attach_iso(seen.uuid, iso_uuid, pinned, job_uuid=key)
-        except ZStackError as err:
-            # A race with someone outside this process (§10) fails the job; the node's state decides.
-            vm = runtime.client.get_vm(seen.uuid)
-            if _cdrom_holding(vm, iso_uuid) is not None:
-                return vm
-            _raise_for_full(vm, iso, err)
-            if not _resubmit_lost(err, attempt, f"attach ISO {iso_uuid} to VM {seen.uuid}"):
-                raise
-    raise AssertionError("unreachable")
+def _attach(runtime: _Runtime, seen: VmInstance, iso_uuid: str, iso: str, pinned: str | None) -> VmInstance:
+    """The attach job, as the client runs it (keyed by `seen`, judged by the node's state), in this provider's words."""
+    warn = _resubmit_warning(f"attach ISO {iso_uuid} to VM {seen.uuid}")
+    try:
+        return runtime.client.ensure_iso_attached(seen, iso_uuid, pinned, on_resubmit=warn)
+    except ZStackError as err:
+        _raise_for_full(err.vm, iso, err)
+        raise
 
 
-def _detach(runtime: _Runtime, seen: VmInstance, iso_uuid: str) -> VmInstance | None:
-    """Run the detach job and return the VM as the node left it (§6.1)."""
-    key = _job_key("detach", seen, iso_uuid)
-    for attempt in (1, 2):
-        try:
-            return runtime.client.detach_iso(seen.uuid, iso_uuid, job_uuid=key)
-        except ZStackError as err:
-            vm = runtime.client.get_vm(seen.uuid)
-            if vm is None or _cdrom_holding(vm, iso_uuid) is None:
-                return vm  # the job's answer was lost or wrong, but the ISO is out: that was the point
-            if not _resubmit_lost(err, attempt, f"detach ISO {iso_uuid} from VM {seen.uuid}"):
-                raise
-    raise AssertionError("unreachable")
-
-
-def _resubmit_lost(err: ZStackError, attempt: int, what: str) -> bool:
-    """True when a lost job may be submitted once more: the node forgot it (a restart loses the jobs in
-    flight, §3.4) and the VM shows its work undone, so a second job cannot do it twice (§5.2 step 6, §6.2)."""
-    if err.code != CLIENT_JOB_LOST or attempt > 1:
-        return False
-    pulumi.log.warn(f"the management node lost the job to {what} (was it restarted?); submitting it once more")
-    return True
-
-
-def _job_key(action: str, seen: VmInstance, iso_uuid: str, pinned: str | None = None) -> str:
-    """The job's X-Job-UUID, from the intent and the VM as read just before the submit.
-
-    A run after a crash reads the VM unchanged while its predecessor's job is still queued or running, derives
-    the same UUID and waits for that job instead of submitting a second one (§3.2 refuses a duplicate); any
-    change to the VM or its CD-ROMs gives a new UUID. The client tells an older job with the same UUID apart
-    by the VM's state."""
-    cdroms = [f"{c.uuid}={c.iso_uuid or ''}@{c.last_op_date}" for c in seen.cdroms]
-    return stable_job_uuid(action, seen.uuid, iso_uuid, pinned or "", str(seen.state), str(seen.last_op_date), *cdroms)
+def _resubmit_warning(what: str) -> Callable[[], None]:
+    return lambda: pulumi.log.warn(
+        f"the management node lost the job to {what} (was it restarted?); submitting it once more"
+    )
 
 
 # -- rules -----------------------------------------------------------------------------------------------
