@@ -12,8 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the repo root, when the package is not installed
 
+from tests.engine import Engine, ProviderHost  # noqa: E402
 from tests.simctl import SimCtl  # noqa: E402
+from tests.support import TYPE, host_config  # noqa: E402
 from zstack_iso.client import forget_shared_sessions  # noqa: E402
+from zstack_iso.provider import IsoAttachmentProvider  # noqa: E402
 from zstack_iso.simulator import Simulator, run_simulator  # noqa: E402
 
 
@@ -43,3 +46,19 @@ def farm(farm_node: Simulator) -> Iterator[SimCtl]:
     ctl.reset()
     yield ctl
     ctl.close()
+
+
+@pytest.fixture(scope="module")
+def host(simulator: Simulator) -> Iterator[ProviderHost]:
+    """The SDK's provider host for the session's simulator, as admin, for a whole module (modules that need
+    other settings define their own `host`)."""
+    with ProviderHost(
+        IsoAttachmentProvider(), config=host_config(simulator.url), secret_keys=["zstack:accountPassword"]
+    ) as provider_host:
+        yield provider_host
+
+
+@pytest.fixture
+def engine(host: ProviderHost, sim: SimCtl) -> Engine:
+    """The engine stand-in on the module's host, with an empty stack."""
+    return Engine(host, type_=TYPE)

@@ -7,24 +7,9 @@ import os
 import signal
 import time
 
-import pytest
-
-from tests.engine import UNKNOWN, Engine, ProviderHost
-from tests.support import TYPE, host_config, named, writes
+from tests.engine import UNKNOWN, ProviderHost
+from tests.support import host_config, named, writes
 from zstack_iso.provider import IsoAttachmentProvider
-
-
-@pytest.fixture(scope="module")
-def host(simulator):
-    with ProviderHost(
-        IsoAttachmentProvider(), config=host_config(simulator.url), secret_keys=["zstack:accountPassword"]
-    ) as provider_host:
-        yield provider_host
-
-
-@pytest.fixture
-def engine(host, sim):
-    return Engine(host, type_=TYPE)
 
 
 def iso_slots(sim, vm: str) -> dict[str, int]:

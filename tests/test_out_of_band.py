@@ -7,24 +7,8 @@ The node's side of each change follows zstackio/zstack (cited per test); the sim
 
 from __future__ import annotations
 
-import pytest
-
 from tests.engine import Engine, ProviderHost
-from tests.support import ERROR_PREFIX, TYPE, host_config, named, slot, writes
-from zstack_iso.provider import IsoAttachmentProvider
-
-
-@pytest.fixture(scope="module")
-def host(simulator):
-    with ProviderHost(
-        IsoAttachmentProvider(), config=host_config(simulator.url), secret_keys=["zstack:accountPassword"]
-    ) as provider_host:
-        yield provider_host
-
-
-@pytest.fixture
-def engine(host, sim):
-    return Engine(host, type_=TYPE)
+from tests.support import ERROR_PREFIX, named, slot, writes
 
 
 def _slots(sim, vm: str) -> dict[str, str]:
