@@ -8,17 +8,15 @@ the benchmark says so and adds no rows. Throughput through the provider host alo
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 from bench.harness import ROOT, Row, Suite, log, median, secs, standalone, timed, times
+from tests.e2e.conftest import find_cli, project_env
 
 VMS = 16
 JOB = 0.3
-PASSPHRASE = "zstack-iso-bench"
 
 NOOP_PROGRAM = """
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
@@ -42,13 +40,6 @@ for i in range(48):
 """
 
 
-def find_cli() -> str | None:
-    recorded = ROOT / ".tools" / "pulumi-path"
-    if recorded.exists() and os.access(recorded.read_text().strip(), os.X_OK):
-        return recorded.read_text().strip()
-    return shutil.which("pulumi")
-
-
 class CliProject:
     """A throwaway project on a file backend, driven through the CLI as a user would."""
 
@@ -60,14 +51,7 @@ class CliProject:
             f"    toolchain: pip\n    virtualenv: {ROOT / '.venv'}\n"
         )
         (folder / "__main__.py").write_text(program)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "ZSTACK_"))}
-        self.env.update(
-            PULUMI_HOME=str(folder / ".home"),
-            PULUMI_BACKEND_URL=f"file://{folder / '.state'}",
-            PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
-            PULUMI_SKIP_UPDATE_CHECK="true",
-            PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
-        )
+        self.env = project_env(folder)  # the e2e tier's: file backend and home in the folder, no network
         self.run("stack", "init", "bench")
         for key, value in config.items():
             self.run("config", "set", key, value)
@@ -87,7 +71,7 @@ def _attachments_program(pairs: list[tuple[str, str]]) -> str:
 
 
 def run(suite: Suite) -> None:
-    cli = find_cli()
+    cli, _why = find_cli()
     if cli is None:
         suite.notes.append("6: no Pulumi CLI (run `make pulumi-cli`): the CLI rows were not measured.")
         log("  cli: no Pulumi CLI, skipped")

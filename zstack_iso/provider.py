@@ -213,7 +213,8 @@ class IsoAttachmentProvider(ResourceProvider):
             holder = _cdrom_holding(vm, iso_uuid)  # report the slot ZStack really used
             if holder is None:
                 raise IsoAttachmentError(
-                    f"ZStack reported {iso} attached to VM {vm_uuid}, but no CD-ROM of the VM holds it; "
+                    f"ZStack reported {iso} attached to {_named('VM', vm_uuid, vm and vm.name)}, but no CD-ROM of "
+                    "the VM holds it; "
                     "run `pulumi refresh` and try again"
                 )
             token = runtime.claim(vm_uuid, iso_uuid, replace_stale=True)

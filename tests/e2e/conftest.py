@@ -214,19 +214,20 @@ def project(tmp_path: Path, cli: str, sim: SimCtl) -> Iterator[Project]:
     yield make_project(tmp_path / "project", cli, sim)
 
 
-def attach_jobs(sim: SimCtl) -> list[str]:
-    """The attach jobs the node accepted (202), in order: a job submitted twice shows up twice."""
+def _iso_jobs(sim: SimCtl, method: str) -> list[str]:
+    """The ISO jobs of one method the node accepted (202), in order: a job submitted twice shows up twice."""
     return [
         r["path"].split("/vm-instances/")[1]
         for r in sim.journal()["requests"]
-        if r["method"] == "POST" and "/iso/" in r["path"] and r["status"] == 202
+        if r["method"] == method and "/iso" in r["path"] and r["status"] == 202
     ]
+
+
+def attach_jobs(sim: SimCtl) -> list[str]:
+    """Attach jobs accepted, as `<vm>/iso/<iso>`."""
+    return _iso_jobs(sim, "POST")
 
 
 def detach_jobs(sim: SimCtl) -> list[str]:
-    """The detach jobs the node accepted (202), in order (`<vm>/iso?isoUuid=<iso>`)."""
-    return [
-        r["path"].split("/vm-instances/")[1]
-        for r in sim.journal()["requests"]
-        if r["method"] == "DELETE" and "/iso" in r["path"] and r["status"] == 202
-    ]
+    """Detach jobs accepted, as `<vm>/iso?isoUuid=<iso>`."""
+    return _iso_jobs(sim, "DELETE")

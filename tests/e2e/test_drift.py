@@ -27,7 +27,9 @@ def _attach_by_hand(project: Project, vm: str, iso: str, cdrom: str) -> None:
 
 
 def _replaced(run_output: str, name: str) -> bool:
-    return re.search(rf"\+-\s+pulumi-python:dynamic/zstack:IsoAttachment\s+{re.escape(name)}\s+replace", run_output)
+    return bool(
+        re.search(rf"\+-\s+pulumi-python:dynamic/zstack:IsoAttachment\s+{re.escape(name)}\s+replace", run_output)
+    )
 
 
 def test_an_iso_detached_by_hand_shows_in_a_plain_preview_and_up_attaches_it_again(project: Project):

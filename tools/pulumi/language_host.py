@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent import futures
 from pathlib import Path
 from shutil import which
@@ -173,7 +174,7 @@ def _exit_when_orphaned(parent: int, on_exit) -> None:
 
     def watch() -> None:
         while True:
-            threading.Event().wait(1.0)
+            time.sleep(1.0)
             if os.getppid() != parent:
                 on_exit()
                 os._exit(0)
