@@ -1,12 +1,12 @@
 """Benchmark 4: a preview of 100 unchanged attachments (3 per VM over 34 VMs): 100 Diff calls at once.
 
-Every Diff of an unchanged attachment reads its VM live, to show drift without `--refresh`. The budget is one
-live read per resource (100); the provider shares a read of one VM between Diffs that arrive while it is in
-flight (provider.py `_SharedReads`), which can only help when the host runs Diffs of one VM at the same
-time. Cases: VM-major order (the order a program that loops over VMs declares them) and round-robin order,
-with no latency and with 10 ms per request (a remote management node), through the SDK host held to its own
-4 threads and with the provider's default pool (zstack:maxConcurrency). Reads are the journal's
-`GET /vm-instances/...` requests.
+Every Diff of an unchanged attachment reads its VM live, to show drift without `--refresh`. The target (issue
+11, goal 3) is one read per VM (34) whatever order the engine asks in: one read of a VM serves each of its
+attachments once (runtime.py `SharedReads`), and the next run's Diff of an attachment reads afresh, so every run
+through the same host pays its reads again. Cases: VM-major order (the order a program that loops over VMs
+declares them) and round-robin order, with no latency and with 10 ms per request (a remote management node),
+through the SDK host held to its own 4 threads and with the provider's default pool (zstack:maxConcurrency).
+Reads are the journal's `GET /vm-instances/...` requests.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def run(suite: Suite) -> None:
     for outputs in vm_major:
         per_vm.setdefault(outputs["vm_uuid"], []).append(outputs)
     round_robin = [group[i] for i in range(3) for group in per_vm.values() if i < len(group)]
+    vms = len(per_vm)
     orders = {"vm-major": vm_major, "round-robin": round_robin}
     sim.reset()  # the seed's attachments, nothing else
     for case, concurrency, order, latency in CASES:
@@ -72,10 +73,10 @@ def run(suite: Suite) -> None:
                 "4 preview",
                 f"100 Diffs / 34 VMs: {case}",
                 ms(median(walls)),
-                f"≤ {ATTACHMENTS} reads",
-                f"{times(read / ATTACHMENTS)} budget",
+                f"≤ {vms} reads (1 per VM)",
+                f"{times(read / vms)} target",
                 f"{read:.0f} reads, {median(total):.0f} total",
-                "meets target" if read <= ATTACHMENTS else "MISSES target",
+                "meets target" if read <= vms else "MISSES target",
             )
         )
         log(f"  preview, {case}: {ms(median(walls))}, {read:.0f} reads")

@@ -22,7 +22,7 @@ from zstack_iso.simulator import DEFAULT_SEED_PATH
 
 TYPE = "pulumi-python:dynamic/zstack:IsoAttachment"
 SECRET_KEYS = ["zstack:accountPassword", "zstack:accessKeySecret"]
-ERROR_PREFIX = "zstack_iso.provider.IsoAttachmentError: "
+ERROR_PREFIX = "zstack_iso.errors.IsoAttachmentError: "
 ISOS = ("ubuntu-22.04-server.iso", "virtio-win-0.1.240.iso", "rescue.iso")
 
 

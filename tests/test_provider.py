@@ -14,7 +14,7 @@ import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.output import Unknown
 
-from tests.support import holders, named, slot, writes
+from tests.support import holders, named, requests_to, slot, writes
 from zstack_iso.provider import IsoAttachmentError, IsoAttachmentProvider
 
 NOT_A_UUID = "0123456789abcdef0123456789abcdef"
@@ -296,6 +296,51 @@ def test_diff_fails_naming_the_endpoint_when_the_node_cannot_be_reached(attached
     )
     with pytest.raises(Exception, match="127.0.0.1:9"):
         offline.diff(id_, outs, {k: outs[k] for k in ("vm_uuid", "iso_uuid")})
+
+
+def vm_reads(sim, vm: str) -> int:
+    return len(requests_to(sim, "GET", f"vm-instances/{vm}"))
+
+
+def diff_unchanged(provider, created) -> list[str]:
+    outs = created.outs
+    return provider.diff(created.id, outs, {k: outs[k] for k in ("vm_uuid", "iso_uuid")}).replaces
+
+
+def test_the_diffs_of_one_deployment_share_one_read_of_each_vm_whatever_their_order(sim, provider):
+    web1, db1 = sim.vm("web-1"), sim.vm("db-1")
+    isos = [sim.image(name) for name in ("ubuntu-22.04-server.iso", "virtio-win-0.1.240.iso")]
+    created = [provider.create({"vm_uuid": vm, "iso_uuid": iso}) for iso in isos for vm in (web1, db1)]
+    sim.clear_journal()
+    # Round-robin over the VMs, one Diff at a time: no read is in flight when the next Diff asks.
+    assert [diff_unchanged(provider, c) for c in created] == [[]] * 4
+    assert (vm_reads(sim, web1), vm_reads(sim, db1)) == (1, 1)
+
+
+def test_the_next_diff_of_an_attachment_reads_the_vm_again_and_sees_a_change_made_by_hand(sim, provider, capsys):
+    web1 = sim.vm("web-1")
+    ubuntu, virtio = sim.image("ubuntu-22.04-server.iso"), sim.image("virtio-win-0.1.240.iso")
+    first, second = (provider.create({"vm_uuid": web1, "iso_uuid": iso}) for iso in (ubuntu, virtio))
+    assert diff_unchanged(provider, first) == diff_unchanged(provider, second) == []  # one deployment
+    detach_out_of_band(sim, web1, virtio)
+    sim.clear_journal()
+    # The next deployment, through the same long-lived provider process: each attachment already had the
+    # shared read, so the first Diff reads the VM again and the second shares that fresh read.
+    assert diff_unchanged(provider, first) == []
+    assert diff_unchanged(provider, second) == ["iso_uuid"]
+    assert vm_reads(sim, web1) == 1
+    assert "detached outside Pulumi" in capsys.readouterr().err
+
+
+def test_a_read_shared_before_the_provider_attached_is_not_served_after_it(sim, provider, capsys):
+    web1 = sim.vm("web-1")
+    ubuntu, virtio = sim.image("ubuntu-22.04-server.iso"), sim.image("virtio-win-0.1.240.iso")
+    existing = provider.create({"vm_uuid": web1, "iso_uuid": ubuntu})
+    assert diff_unchanged(provider, existing) == []  # reads web-1 before virtio is attached
+    added = provider.create({"vm_uuid": web1, "iso_uuid": virtio})
+    capsys.readouterr()
+    assert diff_unchanged(provider, added) == []  # not the read that showed web-1 without virtio
+    assert "outside Pulumi" not in capsys.readouterr().err
 
 
 # -- read, update, delete ----------------------------------------------------------------------------------

@@ -260,7 +260,8 @@ def test_a_read_by_a_malformed_id_says_what_an_id_looks_like(sim, host, bad_id):
     with pytest.raises(ProviderError) as failure:
         host.read(bad_id, {"__provider": host.provider_string})
     assert failure.value.message == (
-        f"{ERROR_PREFIX}invalid IsoAttachment ID {bad_id!r}: expected '<vm_uuid>/<iso_uuid>'"
+        f"{ERROR_PREFIX}invalid IsoAttachment ID {bad_id!r}: expected '<vm_uuid>/<iso_uuid>', two ZStack UUIDs "
+        "(32 hexadecimal characters each)"
     )
     assert writes(sim) == []
 

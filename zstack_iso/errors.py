@@ -1,4 +1,5 @@
-"""The one exception type for ZStack failures, and the client-side error codes.
+"""The two exception types: `ZStackError` for a failed ZStack call (with the client-side error codes), and
+`IsoAttachmentError` for what the resource tells its users, which names the VM, the ISO and the CD-ROM.
 
 Callers decide on ``ZStackError.code`` (and ``codes``, the whole cause chain), never on ``details``:
 a real management node localizes details (§3.6). Errors reported by the node keep ZStack's own codes
@@ -7,6 +8,7 @@ a real management node localizes details (§3.6). Errors reported by the node ke
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -244,3 +246,24 @@ def hint_for(code: str, *cases: str) -> str | None:
     e.g. ``hint_for(code, auth_kind, "")``; None when there is no advice."""
     row = _HINTS.get(code, {})
     return next((row[case] for case in cases if case in row), None)
+
+
+class IsoAttachmentError(Exception):
+    """A failure a user of `IsoAttachment` can act on; the message names the VM, the ISO and the CD-ROM
+    concerned, and, when ZStack refused something, ends with ZStack's error (code first) and a hint in terms of
+    stack configuration. The Pulumi CLI prints it as `zstack_iso.errors.IsoAttachmentError: <message>`."""
+
+    def __init__(self, message: str, cause: ZStackError | None = None) -> None:
+        if cause is not None:
+            message = f"{message}: {_for_stack_users(cause)}"
+        super().__init__(message)
+        self.code = cause.code if cause is not None else None
+
+
+def _for_stack_users(cause: ZStackError) -> ZStackError:
+    hint = hint_for(cause.code, "stack")  # the client's hints name its arguments; stack config is what users set
+    if hint is None:
+        return cause
+    told = copy.copy(cause)  # the caller's error keeps its own hint
+    told.hint = hint
+    return told

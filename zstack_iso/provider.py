@@ -2,20 +2,15 @@
 
 Pulumi pickles the provider into every user's state *by reference*: this module's path and the class name
 `IsoAttachmentProvider` must never change once released. The instance holds no credentials, clients or
-sessions in anything that is pickled; `configure()` builds them inside the provider process only.
+sessions in anything that is pickled; `configure()` builds them inside the provider process only, as a
+`runtime.Runtime` (settings, the client, per-VM locks, claims, shared reads). This module holds what the resource
+means: each method of the provider, the rules it applies before any write, and every message a user reads.
 """
 
 from __future__ import annotations
 
-import atexit
-import copy
-import logging
 import os
 import re
-import sys
-import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,36 +27,17 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from . import host_pool
-from .client import ZStackClient
-from .config import ConfigurationError, ZStackSettings
-from .errors import CLIENT_TIMEOUT, ZStackError, hint_for
+from .errors import CLIENT_TIMEOUT, IsoAttachmentError, ZStackError
 from .models import Image, VmCdRom, VmInstance
+from .runtime import Runtime, log_to_stderr, widen_host_pool
+
+__all__ = ["IsoAttachmentError", "IsoAttachmentProvider", "format_id", "parse_id"]
 
 INPUTS = ("vm_uuid", "iso_uuid", "cdrom_uuid")
 # The outputs that say where the ISO is; a refresh that finds them changed rewrites the inputs too.
 PLACEMENT = ("vm_uuid", "iso_uuid", "cdrom_uuid", "device_id")
 _UUID = re.compile(r"^[0-9a-f]{32}$")
 _UUID_HINT = "a ZStack UUID: 32 hexadecimal characters without dashes, e.g. 7105b03e09794680b7ba1027f812c987"
-
-
-class IsoAttachmentError(Exception):
-    """A failure a user can act on; the message names the VM, the ISO and the CD-ROM concerned."""
-
-    def __init__(self, message: str, cause: ZStackError | None = None) -> None:
-        if cause is not None:
-            message = f"{message}: {_for_pulumi_users(cause)}"  # the cause's text starts with ZStack's error code
-        super().__init__(message)
-        self.code = cause.code if cause is not None else None
-
-
-def _for_pulumi_users(cause: ZStackError) -> ZStackError:
-    hint = hint_for(cause.code, "stack")  # the client's hints name its arguments; stack config is what users set
-    if hint is None:
-        return cause
-    told = copy.copy(cause)  # the caller's error keeps its own hint
-    told.hint = hint
-    return told
 
 
 @contextmanager
@@ -78,7 +54,7 @@ class IsoAttachmentProvider(ResourceProvider):
 
     def __init__(self) -> None:
         super().__init__()
-        self._runtime: _Runtime | None = None
+        self._runtime: Runtime | None = None
 
     # Pickled by reference with an empty state: nothing configured ever reaches the Pulumi state.
     def __getstate__(self) -> dict[str, Any]:
@@ -90,10 +66,10 @@ class IsoAttachmentProvider(ResourceProvider):
     def configure(self, req: ConfigureRequest) -> None:
         level = os.environ.get("ZSTACK_ISO_LOG_LEVEL", "").strip().upper()
         if level:
-            _log_to_stderr(level)
-        self._runtime = _Runtime.from_config(lambda key: req.config.get(f"zstack:{key}"))
+            log_to_stderr(level)
+        self._runtime = Runtime.from_config(lambda key: req.config.get(f"zstack:{key}"))
         if self._runtime.configured:
-            _widen_host_pool(self._runtime.settings.max_concurrency)
+            widen_host_pool(self._runtime.settings.max_concurrency)
 
     # -- check ------------------------------------------------------------------------------------------
 
@@ -129,7 +105,7 @@ class IsoAttachmentProvider(ResourceProvider):
         if not olds or not all(isinstance(part, str) for part in pair):
             return
         if (str(olds.get("vm_uuid", "")).lower(), str(olds.get("iso_uuid", "")).lower()) == pair:
-            self._rt().claim_pending(*pair)
+            self._rt().claims.claim_pending(pair)
 
     # -- diff -------------------------------------------------------------------------------------------
 
@@ -150,14 +126,14 @@ class IsoAttachmentProvider(ResourceProvider):
                 replaces.append("iso_uuid")
             else:
                 # This resource still owns the pair: a twin declared in the same deployment must not adopt it.
-                self._rt().claim_existing(olds["vm_uuid"], olds["iso_uuid"], olds.get("owner_token"))
+                self._rt().claims.claim_existing((olds["vm_uuid"], olds["iso_uuid"]), olds.get("owner_token"))
         return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=True)
 
     def _drift(self, olds: dict[str, Any]) -> str | None:
         """What changed outside Pulumi since the last deployment, in a sentence, or None."""
         vm_uuid, iso_uuid, slot = olds["vm_uuid"], olds["iso_uuid"], olds.get("cdrom_uuid")
         runtime = self._rt()
-        vm = runtime.shared_read(vm_uuid)
+        vm = runtime.reads.get((vm_uuid, iso_uuid))
         where = _where(olds, vm)
         if vm is None:
             return f"{where}: the VM no longer exists; the attachment will be replaced (and fail unless the VM returns)"
@@ -190,8 +166,8 @@ class IsoAttachmentProvider(ResourceProvider):
         runtime = self._rt()
         purpose = f"attach ISO {iso_uuid}"
         deadline = runtime.deadline()
-        with _explained(f"attaching ISO {iso_uuid} to VM {vm_uuid}"), runtime.vm_lock(vm_uuid, deadline, purpose):
-            vm = runtime.settled_vm(vm_uuid, purpose, deadline)
+        with _explained(f"attaching ISO {iso_uuid} to VM {vm_uuid}"), runtime.writing_to(vm_uuid, deadline, purpose):
+            vm = _settled_vm(runtime, vm_uuid, purpose, deadline)
             image = runtime.client.get_image(iso_uuid)
             iso = _named("image" if image is not None and not image.is_iso else "ISO", iso_uuid, image and image.name)
             if vm is None or vm.is_gone:
@@ -217,15 +193,15 @@ class IsoAttachmentProvider(ResourceProvider):
                     "the VM holds it; "
                     "run `pulumi refresh` and try again"
                 )
-            token = runtime.claim(vm_uuid, iso_uuid, replace_stale=True)
+            token = runtime.claims.claim((vm_uuid, iso_uuid), replace_stale=True)
             pulumi.log.info(
                 f"attached {iso} to {_named('VM', vm.uuid, vm.name)} in {_slot(holder.uuid, holder.device_id)}"
             )
-            return CreateResult(_id(vm_uuid, iso_uuid), _outputs(vm, iso_uuid, image, holder, token))
+            return CreateResult(format_id(vm_uuid, iso_uuid), _outputs(vm, iso_uuid, image, holder, token))
 
     def _adopt(
         self,
-        runtime: _Runtime,
+        runtime: Runtime,
         vm: VmInstance,
         iso_uuid: str,
         image: Image | None,
@@ -239,7 +215,7 @@ class IsoAttachmentProvider(ResourceProvider):
                 f"requested CD-ROM {pinned}; ZStack allows an ISO once per VM: set cdrom_uuid to {holder.uuid}, "
                 "or detach the ISO first"
             )
-        token = runtime.claim(vm.uuid, iso_uuid)
+        token = runtime.claims.claim((vm.uuid, iso_uuid))
         if token is None:
             raise IsoAttachmentError(
                 f"{where} is declared by two IsoAttachment resources in this deployment; an ISO can be attached "
@@ -249,7 +225,7 @@ class IsoAttachmentProvider(ResourceProvider):
             f"adopted {where}, already attached in {_slot(holder.uuid, holder.device_id)}; "
             "nothing was changed on ZStack"
         )
-        return CreateResult(_id(vm.uuid, iso_uuid), _outputs(vm, iso_uuid, image, holder, token))
+        return CreateResult(format_id(vm.uuid, iso_uuid), _outputs(vm, iso_uuid, image, holder, token))
 
     # -- read -------------------------------------------------------------------------------------------
 
@@ -260,7 +236,7 @@ class IsoAttachmentProvider(ResourceProvider):
             vm = runtime.client.get_vm(vm_uuid)
         holder = _cdrom_holding(vm, iso_uuid) if vm is not None and not vm.is_gone else None
         if holder is None:
-            runtime.release(vm_uuid, iso_uuid, props.get("owner_token"))
+            runtime.claims.release((vm_uuid, iso_uuid), props.get("owner_token"))
             return ReadResult("", {})
         outputs = _outputs(vm, iso_uuid, None, holder, props.get("owner_token"))
         if props.get("iso_name"):
@@ -268,9 +244,9 @@ class IsoAttachmentProvider(ResourceProvider):
         if all(props.get(key) == outputs[key] for key in PLACEMENT):
             # Unchanged: the stored inputs are still true, and keeping them (pinned or not) means a refresh
             # never flaps against the program's own declaration. Names may change; they are outputs only.
-            return ReadResult(_id(vm_uuid, iso_uuid), outputs)
+            return ReadResult(format_id(vm_uuid, iso_uuid), outputs)
         inputs = {"vm_uuid": vm_uuid, "iso_uuid": iso_uuid, "cdrom_uuid": holder.uuid}
-        return ReadResult(_id(vm_uuid, iso_uuid), outputs, inputs)
+        return ReadResult(format_id(vm_uuid, iso_uuid), outputs, inputs)
 
     # -- update -----------------------------------------------------------------------------------------
 
@@ -287,8 +263,8 @@ class IsoAttachmentProvider(ResourceProvider):
         runtime = self._rt()
         purpose = f"detach ISO {iso_uuid}"
         deadline = runtime.deadline()
-        with _explained(f"detaching ISO {iso_uuid} from VM {vm_uuid}"), runtime.vm_lock(vm_uuid, deadline, purpose):
-            if runtime.owned_by_another(vm_uuid, iso_uuid, token):
+        with _explained(f"detaching ISO {iso_uuid} from VM {vm_uuid}"), runtime.writing_to(vm_uuid, deadline, purpose):
+            if runtime.claims.owned_by_another((vm_uuid, iso_uuid), token):
                 # A resource of this deployment attached or adopted the same pair after this one was made: a
                 # rename without `aliases` creates the new resource before it deletes the old one.
                 pulumi.log.info(
@@ -297,7 +273,7 @@ class IsoAttachmentProvider(ResourceProvider):
                 )
                 return
             try:
-                vm = runtime.settled_vm(vm_uuid, purpose, deadline)
+                vm = _settled_vm(runtime, vm_uuid, purpose, deadline)
                 where = _where(props, vm)
                 if vm is None or vm.is_gone:
                     state = "no longer exists" if vm is None else f"is {vm.state}"
@@ -317,199 +293,44 @@ class IsoAttachmentProvider(ResourceProvider):
                     )
                 pulumi.log.info(f"detached {where}")
             finally:
-                runtime.release(vm_uuid, iso_uuid, token)
+                runtime.claims.release((vm_uuid, iso_uuid), token)
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
-    def _rt(self) -> _Runtime:
+    def _rt(self) -> Runtime:
         runtime = self._runtime
         if runtime is None:
             # Never configured (a host driven without Configure): read the environment alone.
-            runtime = self._runtime = _Runtime.from_config(lambda _key: None)
+            runtime = self._runtime = Runtime.from_config(lambda _key: None)
         return runtime
 
 
-def _widen_host_pool(workers: int) -> None:
-    """Run up to `workers` operations at once instead of the SDK host's 4 (zstack:maxConcurrency)."""
-    why = host_pool.widen(workers)
-    if why not in (None, host_pool.NOT_THE_SDK_HOST):
-        # A Pulumi SDK of another shape: the stock pool still works, only slower on wide stacks.
-        pulumi.log.warn(f"zstack:maxConcurrency is not applied, the provider host runs 4 operations at once: {why}")
-
-
-def _log_to_stderr(level: str) -> None:
-    """The provider host has no logging set up; this shows the client's own log lines on stderr."""
-    if not isinstance(logging.getLevelName(level), int):
-        # A debugging knob must not fail the deployment it was meant to explain.
-        pulumi.log.warn(f"ZSTACK_ISO_LOG_LEVEL={level!r} is not DEBUG, INFO, WARNING or ERROR; ignored")
-        return
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-
-
-# The owner of a pair claimed at Check, before its Diff tells its token (never a real token: those are hex).
-_PENDING_OWNER = "pending"
-
-
-class _Runtime:
-    """Everything the provider process builds for itself: settings, one client, per-VM locks, claims."""
-
-    def __init__(self, settings: ZStackSettings | None, problem: ConfigurationError | None) -> None:
-        self._settings = settings
-        self._problem = problem
-        self._client: ZStackClient | None = None
-        self._lock = threading.Lock()
-        self._vm_locks: dict[str, threading.Lock] = {}
-        # (vm, iso) -> owner token of the resource that attached or adopted it in this process.
-        self._claims: dict[tuple[str, str], str] = {}
-        self._reads = _SharedReads()
-
-    @classmethod
-    def from_config(cls, get: Callable[[str], str | None]) -> _Runtime:
-        # A configuration problem is reported at the first call that needs the node, not at load time,
-        # so that `check` still validates inputs.
+def _settled_vm(runtime: Runtime, vm_uuid: str, purpose: str, deadline: float) -> VmInstance | None:
+    """The VM once it is in a state that allows ISO operations, waiting out transitions (§13)."""
+    vm = runtime.client.get_vm(vm_uuid)
+    if vm is not None and vm.is_transitional:
+        pulumi.log.info(f"waiting for VM {vm_uuid} to leave state {vm.state} before it can {purpose}")
         try:
-            return cls(ZStackSettings.load(get), None)
-        except ConfigurationError as problem:
-            return cls(None, problem)
-
-    @property
-    def configured(self) -> bool:
-        return self._settings is not None
-
-    @property
-    def settings(self) -> ZStackSettings:
-        if self._settings is None:
-            raise IsoAttachmentError(f"ZStack provider is not configured: {self._problem}")
-        return self._settings
-
-    @property
-    def client(self) -> ZStackClient:
-        settings = self.settings
-        with self._lock:
-            if self._client is None:
-                self._client = ZStackClient(settings)
-                # Log the session out when the host exits (the node caps live sessions per account, §1.1).
-                atexit.register(self._client.close)
-            return self._client
-
-    def deadline(self) -> float:
-        """One deadline for everything a call waits for: the VM's lock, its transitions and the job."""
-        return time.monotonic() + self.settings.job_timeout
-
-    @contextmanager
-    def vm_lock(self, vm_uuid: str, deadline: float, purpose: str) -> Iterator[None]:
-        """Serialize this process's writes to one VM (ZStack runs them one at a time anyway, §10)."""
-        with self._lock:
-            lock = self._vm_locks.setdefault(vm_uuid, threading.Lock())
-        if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            vm = runtime.client.wait_for_settled_state(vm_uuid, deadline=deadline)
+        except ZStackError as err:
+            if err.code != CLIENT_TIMEOUT:
+                raise
             raise IsoAttachmentError(
-                f"cannot {purpose}: other operations on VM {vm_uuid} in this deployment took more than "
-                f"{self.settings.job_timeout:g} s (zstack:jobTimeout); run the deployment again, or raise the timeout"
-            )
-        try:
-            yield
-        finally:
-            lock.release()
-
-    def claim(self, vm_uuid: str, iso_uuid: str, replace_stale: bool = False) -> str | None:
-        """Record that a new resource of this deployment manages (vm, iso) and return its owner token; None
-        if another resource already does. `replace_stale`: the ISO was not attached, so any claim is stale."""
-        with self._lock:
-            if (vm_uuid, iso_uuid) in self._claims and not replace_stale:
-                return None
-            token = self._claims[(vm_uuid, iso_uuid)] = uuid.uuid4().hex
-            return token
-
-    def claim_pending(self, vm_uuid: str, iso_uuid: str) -> None:
-        """Record, at its Check, that an existing resource owns (vm, iso); its Diff adds the owner token."""
-        with self._lock:
-            self._claims.setdefault((vm_uuid, iso_uuid), _PENDING_OWNER)
-
-    def claim_existing(self, vm_uuid: str, iso_uuid: str, token: str | None) -> None:
-        """Record that an existing resource (state without a token: made before tokens) owns (vm, iso)."""
-        with self._lock:
-            if self._claims.get((vm_uuid, iso_uuid)) in (None, _PENDING_OWNER):
-                self._claims[(vm_uuid, iso_uuid)] = token or ""
-
-    def owned_by_another(self, vm_uuid: str, iso_uuid: str, token: str | None) -> bool:
-        with self._lock:
-            owner = self._claims.get((vm_uuid, iso_uuid))
-        return owner not in (None, _PENDING_OWNER) and owner != (token or "")
-
-    def release(self, vm_uuid: str, iso_uuid: str, token: str | None) -> None:
-        with self._lock:
-            if self._claims.get((vm_uuid, iso_uuid)) in (token or "", None):
-                self._claims.pop((vm_uuid, iso_uuid), None)
-
-    def settled_vm(self, vm_uuid: str, purpose: str, deadline: float) -> VmInstance | None:
-        """The VM once it is in a state that allows ISO operations, waiting out transitions (§13)."""
-        vm = self.client.get_vm(vm_uuid)
-        if vm is not None and vm.is_transitional:
-            pulumi.log.info(f"waiting for VM {vm_uuid} to leave state {vm.state} before it can {purpose}")
-            try:
-                vm = self.client.wait_for_settled_state(vm_uuid, deadline=deadline)
-            except ZStackError as err:
-                if err.code != CLIENT_TIMEOUT:
-                    raise
-                raise IsoAttachmentError(
-                    f"cannot {purpose}: {_named('VM', vm_uuid, vm.name)} stayed {vm.state} for more than "
-                    f"{self.settings.job_timeout:g} s (zstack:jobTimeout); retry once it is Running or Stopped"
-                ) from err
-        if vm is None or vm.is_gone or vm.allows_iso_operations:
-            return vm
-        raise IsoAttachmentError(
-            f"cannot {purpose}: {_named('VM', vm_uuid, vm.name)} is in state {vm.state}, and ZStack attaches or "
-            "detaches ISOs only in Running, Stopped or Paused; bring the VM back to one of them and retry"
-        )
-
-    def shared_read(self, vm_uuid: str) -> VmInstance | None:
-        return self._reads.get(vm_uuid, lambda: self.client.get_vm(vm_uuid))
-
-
-class _SharedReads:
-    """Coalesces concurrent reads of one VM: a Diff that arrives while another Diff's read of the same VM is
-    in flight waits for that read instead of sending its own. A finished read is never reused, so a Diff
-    never sees a result older than the last read in flight when it was called."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._in_flight: dict[str, _Read] = {}
-
-    def get(self, key: str, load: Callable[[], Any]) -> Any:
-        with self._lock:
-            entry = self._in_flight.get(key)
-            owner = entry is None
-            if owner:
-                entry = self._in_flight[key] = _Read()
-        if owner:
-            try:
-                entry.value = load()
-            except BaseException as err:
-                entry.error = err
-            finally:
-                with self._lock:
-                    del self._in_flight[key]
-                entry.ready.set()
-        else:
-            entry.ready.wait()
-        if entry.error is not None:
-            raise entry.error
-        return entry.value
-
-
-class _Read:
-    __slots__ = ("ready", "value", "error")
-
-    def __init__(self) -> None:
-        self.ready = threading.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
+                f"cannot {purpose}: {_named('VM', vm_uuid, vm.name)} stayed {vm.state} for more than "
+                f"{runtime.settings.job_timeout:g} s (zstack:jobTimeout); retry once it is Running or Stopped"
+            ) from err
+    if vm is None or vm.is_gone or vm.allows_iso_operations:
+        return vm
+    raise IsoAttachmentError(
+        f"cannot {purpose}: {_named('VM', vm_uuid, vm.name)} is in state {vm.state}, and ZStack attaches or "
+        "detaches ISOs only in Running, Stopped or Paused; bring the VM back to one of them and retry"
+    )
 
 
 # -- jobs ------------------------------------------------------------------------------------------------
 
 
-def _attach(runtime: _Runtime, seen: VmInstance, iso_uuid: str, iso: str, pinned: str | None) -> VmInstance:
+def _attach(runtime: Runtime, seen: VmInstance, iso_uuid: str, iso: str, pinned: str | None) -> VmInstance:
     """The attach job, as the client runs it (keyed by `seen`, judged by the node's state), in this provider's words."""
     warn = _resubmit_warning(f"attach ISO {iso_uuid} to VM {seen.uuid}")
     try:
@@ -641,19 +462,28 @@ def _slot(cdrom_uuid: str | None, device_id: Any) -> str:
     return f"CD-ROM {cdrom_uuid[:8]}…{device}"
 
 
-def _id(vm_uuid: str, iso_uuid: str) -> str:
+def format_id(vm_uuid: str, iso_uuid: str) -> str:
+    """An IsoAttachment's ID: `<vm_uuid>/<iso_uuid>`."""
     return f"{vm_uuid}/{iso_uuid}"
 
 
+def parse_id(id_: Any) -> tuple[str, str]:
+    """(vm_uuid, iso_uuid) from an ID `<vm_uuid>/<iso_uuid>` (any case, surrounding spaces ignored)."""
+    parts = str(id_ or "").strip().lower().split("/")
+    if len(parts) != 2 or not all(_UUID.match(p) for p in parts):
+        raise IsoAttachmentError(
+            f"invalid IsoAttachment ID {id_!r}: expected '<vm_uuid>/<iso_uuid>', two ZStack UUIDs "
+            "(32 hexadecimal characters each)"
+        )
+    return parts[0], parts[1]
+
+
 def _ids(id_: str, props: dict[str, Any]) -> tuple[str, str]:
-    """(vm, iso) from the stored outputs, or from the ID `<vm_uuid>/<iso_uuid>` when they are absent."""
+    """(vm, iso) from the stored outputs, or from the ID when they are absent (`pulumi import` sends none)."""
     vm_uuid, iso_uuid = props.get("vm_uuid"), props.get("iso_uuid")
     if vm_uuid and iso_uuid:
         return vm_uuid, iso_uuid
-    parts = (id_ or "").lower().split("/")
-    if len(parts) != 2 or not all(_UUID.match(p) for p in parts):
-        raise IsoAttachmentError(f"invalid IsoAttachment ID {id_!r}: expected '<vm_uuid>/<iso_uuid>'")
-    return parts[0], parts[1]
+    return parse_id(id_)
 
 
 def _shown(value: Any) -> str:

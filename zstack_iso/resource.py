@@ -7,7 +7,7 @@ from typing import Any, overload
 import pulumi
 from pulumi.dynamic import Resource
 
-from .provider import IsoAttachmentProvider
+from .provider import IsoAttachmentProvider, format_id, parse_id
 
 
 @pulumi.input_type
@@ -95,8 +95,10 @@ class IsoAttachment(Resource, module="zstack", name="IsoAttachment"):
     @staticmethod
     def get(resource_name: str, id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> IsoAttachment:
         """Read an existing attachment by its ID ``"<vm_uuid>/<iso_uuid>"`` without managing it."""
-        parts = pulumi.Output.from_input(id).apply(lambda i: i.split("/"))
-        vm_uuid, iso_uuid = parts.apply(lambda p: p[0]), parts.apply(lambda p: p[-1])
+        if isinstance(id, str):
+            id = format_id(*parse_id(id))  # a malformed ID fails here, at the line that names it
+        ids = pulumi.Output.from_input(id).apply(parse_id)
+        vm_uuid, iso_uuid = ids.apply(lambda pair: pair[0]), ids.apply(lambda pair: pair[1])
         return IsoAttachment(
             resource_name,
             IsoAttachmentArgs(vm_uuid=vm_uuid, iso_uuid=iso_uuid),
