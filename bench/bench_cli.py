@@ -4,10 +4,12 @@ with a dynamic provider that does nothing (create returns at once, diff answers 
 
 The CLI is the one `make pulumi-cli` found or built (.tools/pulumi-path), else `pulumi` on PATH; without one
 the benchmark says so and adds no rows. Throughput through the provider host alone is benchmark 3.
+`pulumi up` runs twice: with the CLI's default parallelism (4 per core) and with `--parallel 64`.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -17,6 +19,9 @@ from tests.e2e.conftest import find_cli, project_env
 
 VMS = 16
 JOB = 0.3
+# The CLI runs at most 4 × GOMAXPROCS resource operations at once unless told otherwise (`--parallel`,
+# PULUMI_PARALLEL): 8 on a 2-core machine, which alone makes 48 attachments take 6 rounds of a job.
+WIDE = 64
 
 NOOP_PROGRAM = """
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
@@ -82,7 +87,7 @@ def run(suite: Suite) -> None:
     pairs = [(vm, iso) for iso in fleet.isos for vm in vms]
     ideal = len(fleet.isos) * JOB
     config = {"zstack:endpoint": sim.url, "zstack:accountName": "admin", "zstack:accountPassword": "password"}
-    walls: dict[str, list[float]] = {"up": [], "preview": [], "noop up": [], "noop preview": []}
+    walls: dict[str, list[float]] = {"up": [], "up wide": [], "preview": [], "noop up": [], "noop preview": []}
     requests_per_attach: list[float] = []
     with tempfile.TemporaryDirectory(prefix="zstack-iso-bench-") as tmp:
         real = CliProject(cli, Path(tmp) / "real", _attachments_program(pairs), config)
@@ -99,14 +104,23 @@ def run(suite: Suite) -> None:
             walls["preview"].append(timed(lambda: real.run("preview"))[0])
             sim.config(jobSeconds=0.0)
             real.run("destroy", "--yes", "--skip-preview")
+            sim.config(jobSeconds=JOB)
+            walls["up wide"].append(timed(lambda: real.run("up", "--yes", "--skip-preview", f"--parallel={WIDE}"))[0])
+            sim.config(jobSeconds=0.0)
+            real.run("destroy", "--yes", "--skip-preview")
             walls["noop up"].append(timed(lambda: noop.run("up", "--yes", "--skip-preview"))[0])
             walls["noop preview"].append(timed(lambda: noop.run("preview"))[0])
             noop.run("destroy", "--yes", "--skip-preview")
     fixed_up, fixed_preview = median(walls["noop up"]), median(walls["noop preview"])
-    up, preview = median(walls["up"]), median(walls["preview"])
+    up, wide, preview = median(walls["up"]), median(walls["up wide"]), median(walls["preview"])
+    parallel = 4 * (os.cpu_count() or 1)
+    rounds = -(-len(pairs) // parallel) * JOB  # the CLI's own bound: 48 Creates, `parallel` at a time
     rows = [
-        ("`pulumi up`, 48 IsoAttachments / 16 VMs, jobs 0.3 s", up, f"ideal {secs(ideal)} + CLI {secs(fixed_up)}",
+        (f"`pulumi up`, 48 IsoAttachments / 16 VMs, jobs 0.3 s, CLI default --parallel {parallel}", up,
+         f"ideal {secs(ideal)}, {parallel}-at-once bound {secs(rounds)}, + CLI {secs(fixed_up)}",
          times((up - fixed_up) / ideal) + " ideal (less CLI)", f"{median(requests_per_attach):.1f}/attachment"),
+        (f"`pulumi up --parallel {WIDE}`, the same 48", wide, f"ideal {secs(ideal)} + CLI {secs(fixed_up)}",
+         times((wide - fixed_up) / ideal) + " ideal (less CLI)", ""),
         ("`pulumi preview` of those 48 (48 Diffs)", preview, f"CLI {secs(fixed_preview)}",
          times(preview / fixed_preview) + " CLI alone", ""),
         ("CLI fixed cost: `pulumi up`, 48 no-op dynamic resources", fixed_up, "", "", ""),
@@ -114,7 +128,8 @@ def run(suite: Suite) -> None:
     ]  # fmt: skip
     for case, wall, reference, ratio, requests in rows:
         suite.rows.append(Row("6 real CLI", case, secs(wall), reference, ratio, requests))
-    log(f"  cli: up {secs(up)}, preview {secs(preview)}, fixed up {secs(fixed_up)}, preview {secs(fixed_preview)}")
+    log(f"  cli: up {secs(up)}, up --parallel {WIDE} {secs(wide)}, preview {secs(preview)}")
+    log(f"  cli: fixed cost up {secs(fixed_up)}, preview {secs(fixed_preview)}")
 
 
 if __name__ == "__main__":
