@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from tests.e2e.conftest import ROOT, Project, attach_jobs, detach_jobs
-from tests.support import iso_slots, writes
+from tests.support import iso_slots, requests_to, writes
 
 
 def test_preview_writes_nothing_and_up_attaches_what_the_example_program_declares(project: Project):
@@ -43,6 +43,25 @@ def test_preview_writes_nothing_and_up_attaches_what_the_example_program_declare
     # The pinned one went where the program said: device 2 of web-1.
     assert outputs["web-1/virtio-win-0.1.240.iso"]["device_id"] == 2
     assert len(attach_jobs(sim)) == 4
+
+
+def test_a_preview_reads_each_vm_once_when_a_program_declares_its_attachments_apart(project: Project):
+    sim = project.sim
+    web1, db1 = sim.vm("web-1"), sim.vm("db-1")
+    ubuntu, virtio = sim.image("ubuntu-22.04-server.iso"), sim.image("virtio-win-0.1.240.iso")
+    # A loop over ISOs, then VMs: the engine diffs web-1, db-1, web-1, db-1.
+    project.declare(
+        {f"{iso_name}-{vm_name}": {"vm_uuid": vm, "iso_uuid": iso}
+         for iso_name, iso in (("ubuntu", ubuntu), ("virtio", virtio))
+         for vm_name, vm in (("web-1", web1), ("db-1", db1))}
+    )  # fmt: skip
+    project.up()
+    sim.clear_journal()
+
+    project.preview("--expect-no-changes")
+
+    reads = sorted(r["path"].rsplit("/", 1)[-1] for r in requests_to(sim, "GET", "/vm-instances/"))
+    assert reads == sorted([web1, db1])
 
 
 def test_a_second_up_changes_nothing_and_preview_expects_no_changes(project: Project):
