@@ -10,9 +10,10 @@ one through the hypervisor, so the two take different times.
 - The learned duration is a low quantile of the last ``WINDOW`` samples: the smallest while there are fewer
   than 10, then the 10th percentile, so that one job that ended at once (a detach with nothing to detach)
   does not move it, and slow outliers never do.
-- The step is the spread of the samples (median minus that low quantile): at least 2 % of the duration (and
-  5 ms), at most the policy's step at that time. Jobs that always take about as long get a fine step, jobs
-  that vary a coarse one, so that either way about two or three polls find a job's end.
+- The step is the spread of the samples (median minus that low quantile): at least 2 % of the duration and the
+  policy's first step (15 ms: finer, a loaded machine's late wake-ups and the node's own jitter would decide
+  which poll sees the end), at most the policy's step at that time. Jobs that always take about as long get a
+  fine step, jobs that vary a coarse one, so that either way about two or three polls find a job's end.
 - A job sleeps until one step before the learned duration, then polls every step up to one step past the
   upper quantile of the samples (at most ``DENSE_POLLS`` polls), then as the policy says: a job that runs long
   backs off exactly as a job of unknown kind does.
@@ -32,8 +33,7 @@ from ..config import PollPolicy
 WINDOW = 20  # samples kept per kind
 MIN_SAMPLES = 3  # "a few jobs": with fewer, the policy's own schedule
 DENSE_POLLS = 5  # the most polls at the learned step before the policy's schedule takes over
-_FINE_RATIO = 0.02  # the finest step, as a share of the learned duration
-_FINE_FLOOR = 0.005  # and in seconds
+_FINE_RATIO = 0.02  # the finest step, as a share of the learned duration (and never below the policy's floor)
 _MAX_DOUBLINGS = 6  # how far back a run of jobs found done at their first poll moves the first poll
 
 
@@ -76,7 +76,7 @@ class JobDurations:
                 return None
             low, median, high = known.low, known.median, known.high
             earlier = 2 ** min(known.done_at_first_poll, _MAX_DOUBLINGS)
-        finest = max(_FINE_FLOOR, _FINE_RATIO * low)
+        finest = max(policy.floor, _FINE_RATIO * low)
         step = max(finest, min(median - low, policy.next_delay(low)))
         first = max(policy.floor, low - earlier * step)  # never sooner than the policy's own first poll
         return Plan(first, step, min(max(high, low) + step, first + (DENSE_POLLS - 1) * step))
