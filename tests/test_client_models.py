@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from zstack_iso.client import PollPolicy, ZStackClient, access_key_signature, http_date
+from zstack_iso.client import PollPolicy, ZStackClient, ZStackSettings, access_key_signature, http_date
 from zstack_iso.errors import ZStackError
 from zstack_iso.models import (
     GONE_VM_STATES,
@@ -278,6 +278,16 @@ def test_adaptive_polling_starts_early_and_backs_off_to_about_a_second():
 def test_fixed_polling_waits_the_same_interval_every_time():
     policy = PollPolicy.fixed(2.0)
     assert {policy.next_delay(t) for t in (0.0, 0.5, 10.0, 1000.0)} == {2.0}
+
+
+def test_only_a_fixed_poll_interval_never_learns_job_durations():
+    assert PollPolicy().learn and not PollPolicy.fixed(1.0).learn
+    stack = {"endpoint": "http://h:1", "accountName": "admin", "accountPassword": "password", "pollInterval": "2"}
+    from_stack = ZStackSettings.load(stack.get, environ={})
+    assert from_stack.poll_policy == PollPolicy.fixed(2.0)
+    with pytest.raises(ZStackError) as info:
+        ZStackClient("http://h:1", session_uuid="s" * 32, poll_interval=PollPolicy(learn="yes"))  # type: ignore[arg-type]
+    assert info.value.code == "CLIENT.CONFIG" and "poll_interval must be" in str(info.value)
 
 
 def test_access_key_date_header_uses_the_java_pattern():

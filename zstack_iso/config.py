@@ -42,19 +42,23 @@ class PollPolicy:
     The adaptive default polls every ``floor`` seconds at first, then every ``ratio`` of the elapsed time,
     at most every ``cap`` seconds: a job's end is seen within 6 % of its duration (or 15 ms), which leaves
     room for round trips inside a budget of max(10 %, 30 ms), and a long job costs one request a second.
-    ``PollPolicy.fixed(1.0)`` is the Java/Python SDK policy, ``PollPolicy.fixed(2.0)`` the Go SDK's (§3.8).
+    With ``learn``, once the client has seen a few jobs of a kind it skips the polls before such a job could
+    end (``client/durations.py``), and follows this schedule from there.
+    ``PollPolicy.fixed(1.0)`` is the Java/Python SDK policy, ``PollPolicy.fixed(2.0)`` the Go SDK's (§3.8);
+    a fixed interval never learns.
     """
 
     floor: float = 0.015
     ratio: float = 0.06
     cap: float = 1.0
+    learn: bool = True
 
     def next_delay(self, elapsed: float) -> float:
         return min(self.cap, max(self.floor, self.ratio * elapsed))
 
     @classmethod
     def fixed(cls, interval: float) -> PollPolicy:
-        return cls(floor=interval, ratio=0.0, cap=interval)
+        return cls(floor=interval, ratio=0.0, cap=interval, learn=False)
 
 
 ADAPTIVE_POLLING = PollPolicy()
@@ -383,7 +387,8 @@ def _poll_policy(name: str, value: object) -> PollPolicy:
         return ADAPTIVE_POLLING
     if isinstance(value, PollPolicy):
         fields = (value.floor, value.ratio, value.cap)
-        if all(_number(v) is not None and math.isfinite(v) and v >= 0 for v in fields):
+        numbers = all(_number(v) is not None and math.isfinite(v) and v >= 0 for v in fields)
+        if numbers and isinstance(value.learn, bool):
             return value
     elif (number := _number(value)) is not None and math.isfinite(number) and number > 0:
         return PollPolicy.fixed(number)

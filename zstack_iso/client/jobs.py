@@ -4,7 +4,8 @@
   (``stable_job_uuid``), so that a process repeating a crashed process's call finds that job (§3.2).
 - The job is polled on the configured endpoint (§3.3, §3.4), early and then less often (``PollPolicy``), until
   the sooner of ``job_timeout`` and the node's ``apiTimeout``; a poll without an answer is repeated until then,
-  never reported as a failure before it.
+  never reported as a failure before it. Once a few jobs of a kind have succeeded, the polls before such a job
+  could end are skipped (``durations.py``); a fixed interval never learns.
 - A submit without an answer is never repeated blindly: the job is polled by its UUID first, and submitted once
   more with the same UUID only if the node does not know it (a duplicate is refused, §3.2). A job whose result
   is lost is settled by reading the VM's state.
@@ -37,6 +38,7 @@ from ..errors import (
 )
 from ..models import VmInstance
 from .auth import Auth
+from .durations import JobDurations, next_delay
 from .queries import VM_STATE_POLLING, Queries
 from .transport import NoAnswer, Transport, quote_segment
 
@@ -66,6 +68,7 @@ class _Call:
     api: str
     request: str  # method and path as errors show them
     ambiguous_codes: tuple[str, ...]  # failures that, after a lost answer, may be our own first submit's work
+    kind: str  # what durations are learned by: the API, for ISO jobs with the VM's state
 
 
 @dataclass
@@ -81,6 +84,7 @@ class _Job:
     keyed: bool = False  # the caller chose the job UUID (an idempotency key)
     maybe_old: bool = False  # a keyed job UUID that may name an earlier call's job: verify by state
     polls: int = 0
+    running_seen: bool = False  # a poll answered 202
     odd_answers: int = 0  # poll answers that are no job state (e.g. a plain-text 500)
     unanswered_polls: int = 0  # polls that got no answer even after the adapter's retries
     last_no_answer: str | None = None  # why the latest poll got no answer; None once one is answered
@@ -115,6 +119,7 @@ class Jobs:
         self._job_timeout = settings.job_timeout
         self._poll_policy = settings.poll_policy
         self._settle_timeout = settings.settle_timeout
+        self.durations = JobDurations()  # one client, one node: learned per kind of job
 
     def run(
         self,
@@ -127,15 +132,17 @@ class Jobs:
         timeout: float | None = None,
         ambiguous_codes: Iterable[str] = (),
         job_uuid: str | None = None,
+        kind: str | None = None,
     ) -> dict:
         """Submit an asynchronous API (§3) and wait for its job. Returns the job's result body.
 
+        ``kind`` names the jobs whose durations are learned together (default: the API).
         Raises ZStackError, or _JobOutcomeUnknown when the result is lost and only the state can tell.
         """
         request = self._transport.request_line(method, path)
         if params:
             request += "?" + "&".join(f"{k}={v}" for k, v in params.items())
-        call = _Call(method, path, params, json_body, api, request, tuple(ambiguous_codes))
+        call = _Call(method, path, params, json_body, api, request, tuple(ambiguous_codes), kind or api)
         key = self._key(job_uuid) if job_uuid else None
         started = time.monotonic()
         limit = self._job_timeout if timeout is None else float(timeout)
@@ -168,6 +175,7 @@ class Jobs:
         json_body: Any = None,
         timeout: float | None = None,
         job_uuid: str | None = None,
+        kind: str | None = None,
     ) -> tuple[dict | None, VmInstance | None]:
         """An async call whose lost result is settled by the VM's state: (result body, None) or
         (None, VM read while settling); ``done`` tells from the VM whether the call's work is done.
@@ -189,6 +197,7 @@ class Jobs:
                     timeout=timeout,
                     ambiguous_codes=(SYS_OPERATION_FAILED,),
                     job_uuid=key,
+                    kind=kind,
                 )
                 return body, None
             except _JobOutcomeUnknown as lost:
@@ -219,11 +228,14 @@ class Jobs:
                 job.uuid,
                 exc.reason,
             )
+        policy = self._poll_policy
         while True:
             remaining = job.deadline - time.monotonic()
             if remaining <= 0:
                 raise self._timeout_error(job)
-            time.sleep(min(self._poll_policy.next_delay(time.monotonic() - job.started), remaining))
+            # Asked before every poll: a job in flight gains from jobs of its kind that end meanwhile.
+            plan = self.durations.plan(job.call.kind, policy) if policy.learn else None
+            time.sleep(min(next_delay(policy, time.monotonic() - job.started, plan), remaining))
             result = self._poll(job, sid)
             if result is not None:
                 return result
@@ -274,6 +286,7 @@ class Jobs:
     def _poll(self, job: _Job, sid: str | None) -> dict | None:
         """One poll (§3.4): the job's result once it finished; None while it runs or when the poll went unanswered."""
         path = f"/api-jobs/{quote_segment(job.uuid)}"
+        asked = time.monotonic() - job.started
         try:
             # A hanging poll must not carry the call far past its deadline.
             read_timeout = min(self._transport.read_timeout, max(1.0, job.deadline - time.monotonic()))
@@ -298,6 +311,7 @@ class Jobs:
         job.last_no_answer = None
         if resp.status_code == 202:  # §3.4: still running
             job.accepted = True
+            job.running_seen = True
             return None
         if job.maybe_old and (resp.status_code in (200, 503) or (resp.status_code == 404 and job.accepted)):
             # The job may be an earlier call's: whether this call's work is done, only the state can tell.
@@ -305,7 +319,9 @@ class Jobs:
         if resp.status_code == 200:
             elapsed = time.monotonic() - job.started
             log.info("job %s (%s) finished in %.3f s after %d polls", job.uuid, job.api, elapsed, job.polls)
-            return self._transport.json_object(resp, job.api, job.request, job.uuid)
+            result = self._transport.json_object(resp, job.api, job.request, job.uuid)
+            self._learn(job, asked)
+            return result
         if resp.status_code == 404:  # §3.4: unknown or expired job
             return self._submit_unknown(job, sid)
         err = self._transport.answer_error(resp, job.api, job.request, job.uuid)
@@ -319,6 +335,15 @@ class Jobs:
             # After a lost answer a refusal like "already attached" may be our own first submit's work.
             raise _JobOutcomeUnknown(job, f"the job failed with {err.code} after a lost answer", err)
         raise err
+
+    def _learn(self, job: _Job, asked: float) -> None:
+        """Record how long a job took, ``asked`` being when the poll that found it done was sent; only a job
+        that ran undisturbed from its own submit tells how long such jobs take."""
+        disturbed = job.uncertain or job.resubmitted or job.maybe_old or job.unanswered_polls or job.odd_answers
+        if job.accepted and not disturbed and self._poll_policy.learn:
+            kind = job.call.kind
+            self.durations.record(kind, asked, done_at_first_poll=not job.running_seen)
+            log.debug("job %s (%s) found done %.3f s after its submit", job.uuid, kind, asked)
 
     def _submit_unknown(self, job: _Job, sid: str | None) -> dict | None:
         """The node does not know the job: its record expired, or the lost submit never reached the node."""
@@ -398,6 +423,14 @@ class Jobs:
 
 
 OnResubmit = Callable[[], None]
+ATTACH_ISO = "AttachIsoToVmInstance"
+DETACH_ISO = "DetachIsoFromVmInstance"
+
+
+def job_kind(api: str, vm_state: str | None = None) -> str:
+    """What job durations are learned by: the API, and the VM's state when known (§5.2 step 9: an ISO goes
+    into a Stopped VM's database record alone, into a Running VM through the hypervisor)."""
+    return f"{api} on a {vm_state} VM" if vm_state else api
 
 
 class IsoJobs:
@@ -416,8 +449,9 @@ class IsoJobs:
         *,
         timeout: float | None = None,
         job_uuid: str | None = None,
+        vm_state: str | None = None,
     ) -> VmInstance:
-        api = "AttachIsoToVmInstance"
+        api = ATTACH_ISO
         path = f"/vm-instances/{quote_segment(vm_uuid)}/iso/{quote_segment(iso_uuid)}"
         # §5.1: top-level systemTags are read for POST; no body at all is fine too.
         body = {"systemTags": [f"cdromUuid::{cdrom_uuid}"], "userTags": []} if cdrom_uuid else None
@@ -431,13 +465,20 @@ class IsoJobs:
             done=lambda v: v is not None and v.cdrom_with_iso(iso_uuid) is not None,
             expected=f"ISO {iso_uuid} is in a CD-ROM of VM {vm_uuid}",
             job_uuid=job_uuid,
+            kind=job_kind(api, vm_state),
         )
         return self._vm_after(result, vm, api, self._transport.request_line("POST", path))
 
     def detach(
-        self, vm_uuid: str, iso_uuid: str, *, timeout: float | None = None, job_uuid: str | None = None
+        self,
+        vm_uuid: str,
+        iso_uuid: str,
+        *,
+        timeout: float | None = None,
+        job_uuid: str | None = None,
+        vm_state: str | None = None,
     ) -> VmInstance:
-        api = "DetachIsoFromVmInstance"
+        api = DETACH_ISO
         path = f"/vm-instances/{quote_segment(vm_uuid)}/iso"
         result, vm = self._jobs.run_settled(
             "DELETE",
@@ -449,6 +490,7 @@ class IsoJobs:
             done=lambda v: v is not None and v.cdrom_with_iso(iso_uuid) is None,
             expected=f"ISO {iso_uuid} is in no CD-ROM of VM {vm_uuid}",
             job_uuid=job_uuid,
+            kind=job_kind(api, vm_state),
         )
         return self._vm_after(result, vm, api, self._transport.request_line("DELETE", path))
 
@@ -461,7 +503,7 @@ class IsoJobs:
             try:
                 # Read after write without another request: the job's result is the VM as the node re-reads it
                 # once the attach is done (§5.1 refreshVO), or the VM read that settled a lost result.
-                return self.attach(seen.uuid, iso_uuid, cdrom_uuid, job_uuid=key)
+                return self.attach(seen.uuid, iso_uuid, cdrom_uuid, job_uuid=key, vm_state=seen.state_name)
             except ZStackError as err:
                 # A race with someone outside this process (§10) fails the job; the node's state decides.
                 vm = self._queries.get_vm(seen.uuid)
@@ -480,7 +522,7 @@ class IsoJobs:
         key = _key_from("detach", seen, iso_uuid)
         for first in (True, False):
             try:
-                return self.detach(seen.uuid, iso_uuid, job_uuid=key)
+                return self.detach(seen.uuid, iso_uuid, job_uuid=key, vm_state=seen.state_name)
             except ZStackError as err:
                 vm = self._queries.get_vm(seen.uuid)
                 if vm is None or vm.cdrom_with_iso(iso_uuid) is None:
