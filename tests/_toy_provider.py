@@ -1,4 +1,4 @@
-"""A throwaway dynamic provider that proves the engine harness (tests/engine.py) without ZStack.
+"""A throwaway dynamic provider that proves the engine stand-in (devkit) without ZStack.
 
 It stores "attachments" in a JSON file named by the `toy:store` config key (falling back to the
 TOY_STORE environment variable), so a test can change the world behind the provider's back.

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the repo root, when the package is not installed
-
-from tests.engine import Engine, ProviderHost  # noqa: E402
-from tests.simctl import SimCtl  # noqa: E402
-from tests.support import TYPE, host_config  # noqa: E402
-from zstack_iso.client import forget_shared_sessions  # noqa: E402
-from zstack_iso.provider import IsoAttachmentProvider  # noqa: E402
-from zstack_iso.simulator import Simulator, run_simulator  # noqa: E402
+from devkit import Engine, ProviderHost, SimCtl
+from tests.support import TYPE, host_config
+from zstack_iso.client import forget_shared_sessions
+from zstack_iso.provider import IsoAttachmentProvider
+from zstack_iso.simulator import Simulator, run_simulator
 
 
 @pytest.fixture(scope="session")

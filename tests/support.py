@@ -15,8 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tests.engine import Engine, ProviderHost
-from tests.simctl import SimCtl
+from devkit import Engine, ProviderHost, SimCtl
 from zstack_iso.provider import IsoAttachmentProvider
 from zstack_iso.simulator import DEFAULT_SEED_PATH
 

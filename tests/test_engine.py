@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from tests.engine import UNKNOWN, ProviderHost
+from devkit import UNKNOWN, ProviderHost
 from tests.support import host_config, named, writes
 from zstack_iso.provider import IsoAttachmentProvider
 

@@ -1,4 +1,4 @@
-"""Proof that the engine harness (tests/engine.py) drives a dynamic provider as the Pulumi engine does.
+"""Proof that the engine stand-in (devkit) drives a dynamic provider as the Pulumi engine does.
 
 Uses the throwaway ToyProvider (tests/_toy_provider.py), which keeps "attachments" in a JSON file, so each
 test can look behind the provider's back. One provider host is shared per module where that is safe; names
@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from pulumi.runtime import settings as pulumi_settings
 
-from tests._toy_provider import ToyProvider, load_store, save_store
-from tests.engine import (
+from devkit import (
     UNKNOWN,
     CheckFailed,
     Engine,
@@ -30,6 +29,7 @@ from tests.engine import (
     serialize_provider,
     without_provider,
 )
+from tests._toy_provider import ToyProvider, load_store, save_store
 
 PROGRAM = """
 import pulumi

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.engine import ProviderHost, run_concurrently
-from tests.simctl import SimCtl
+from devkit import ProviderHost, SimCtl, run_concurrently
 from tests.support import host_config, seed_with_farm
 from zstack_iso import host_pool
 from zstack_iso.provider import IsoAttachmentProvider

@@ -7,7 +7,7 @@ The node's side of each change follows zstackio/zstack (cited per test); the sim
 
 from __future__ import annotations
 
-from tests.engine import Engine, ProviderHost
+from devkit import Engine, ProviderHost
 from tests.support import ERROR_PREFIX, named, slot, writes
 
 

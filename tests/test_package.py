@@ -9,7 +9,7 @@ import sys
 import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 
-from tests.engine import PROJECT_ROOT, decode_provider, run_program, serialize_provider
+from devkit import PROJECT_ROOT, decode_provider, run_program, serialize_provider
 from zstack_iso import IsoAttachment, IsoAttachmentArgs
 from zstack_iso.provider import IsoAttachmentProvider
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine import PROJECT_ROOT, Engine, ProviderHost, run_program
+from devkit import PROJECT_ROOT, Engine, ProviderHost, run_program
 
 TYPE = "pulumi-python:dynamic/zstack:IsoAttachment"
 PROGRAM = PROJECT_ROOT / "__main__.py"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine import CheckFailed, ProviderError
+from devkit import CheckFailed, ProviderError
 from tests.support import ERROR_PREFIX, engine_for, iso_slots, named, provider_host, writes
 
 HINT = "a ZStack UUID: 32 hexadecimal characters without dashes, e.g. 7105b03e09794680b7ba1027f812c987"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine import ProviderError, run_concurrently
+from devkit import ProviderError, run_concurrently
 from tests.support import (
     ERROR_PREFIX,
     ISOS,

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine import ProviderError
-from tests.simctl import SimCtl
+from devkit import ProviderError, SimCtl
 from tests.support import (
     ERROR_PREFIX,
     counters,

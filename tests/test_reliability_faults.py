@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine import ProviderError
+from devkit import ProviderError
 from tests.support import (
     ERROR_PREFIX,
     counters,

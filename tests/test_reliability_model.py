@@ -18,8 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from tests.engine import ProviderError
-from tests.simctl import SimCtl
+from devkit import ProviderError, SimCtl
 from tests.support import ERROR_PREFIX, ISOS, disagreements, engine_for, holders, iso_slots, named, provider_host
 
 VMS = ("web-1", "web-2", "db-1")

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine import decode_provider
-from tests.simctl import SimCtl
+from devkit import SimCtl, decode_provider
 from tests.support import (
     CANARY_KEY_SECRET,
     CANARY_PASSWORD,

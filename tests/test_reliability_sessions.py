@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.simctl import SimCtl
+from devkit import SimCtl
 from tests.support import ISOS, counters, disagreements, engine_for, iso_slots, provider_host, seed_with_farm
 from zstack_iso.simulator import run_simulator
 

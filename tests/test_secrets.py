@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from tests.engine import PROJECT_ROOT, Engine, ProviderError, ProviderHost, decode_provider, run_program
-from tests.simctl import SimCtl
+from devkit import PROJECT_ROOT, Engine, ProviderError, ProviderHost, SimCtl, decode_provider, run_program
 from tests.support import CANARY_KEY_SECRET, CANARY_PASSWORD, canary_secrets, canary_seed
 from zstack_iso.simulator import run_simulator
 
@@ -98,7 +97,7 @@ def test_a_wrong_password_error_carries_its_code_but_not_the_password(canary_sim
 
 
 def _provider_string() -> str:
-    from tests.engine import serialize_provider
+    from devkit import serialize_provider
     from zstack_iso.provider import IsoAttachmentProvider
 
     return serialize_provider(IsoAttachmentProvider())

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import requests
 
-from tests.simctl import SimCtl
+from devkit import SimCtl
 
 RESCUE = "rescue.iso"
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import requests
 
-from tests.simctl import SimCtl
+from devkit import SimCtl
 from zstack_iso.simulator import run_simulator
 from zstack_iso.simulator.seed import DEFAULT_SEED_PATH
 

@@ -7,7 +7,7 @@ import uuid
 
 import requests
 
-from tests.simctl import SimCtl
+from devkit import SimCtl
 from tests.support import default_seed
 from zstack_iso.simulator import run_simulator
 

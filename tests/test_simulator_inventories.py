@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from tests.simctl import SimCtl
+from devkit import SimCtl
 
 RESCUE = "rescue.iso"
 VM = "org.zstack.header.vm.VmInstanceInventory"

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from tests.simctl import ADMIN, SimCtl
+from devkit.simctl import ADMIN, SimCtl
 
 
 def sim_password_sha512() -> str:

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.simctl import SimCtl
+from devkit import SimCtl
 
 RESCUE = "rescue.iso"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.simctl import SimCtl
+from devkit import SimCtl
 from zstack_iso.simulator import SeedError, load_seed_file, run_simulator
 from zstack_iso.simulator.seed import DEFAULT_SEED_PATH
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.simctl import SimCtl
+from devkit import SimCtl
 
 ALL_VMS = ["web-1", "web-2", "db-1", "legacy-1", "old-1"]
 

@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from tests.simctl import SimCtl
+from devkit import SimCtl
 from zstack_iso.simulator import run_simulator
 from zstack_iso.simulator.seed import DEFAULT_SEED_PATH
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 import requests
 
-from tests.simctl import SimCtl
+from devkit import SimCtl
 
 
 def snapshot(sim: SimCtl) -> dict:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit import SimCtl
 from tests.e2e.conftest import Project, attach_jobs, make_project
-from tests.simctl import SimCtl
 from tests.support import CANARY_KEY_SECRET, CANARY_PASSWORD, canary_secrets, canary_seed, writes
 from tests.test_reliability_security import make_certificate
 from zstack_iso.simulator import run_simulator

@@ -64,7 +64,7 @@ from pulumi.runtime.stack import run_in_stack
 
 T = TypeVar("T")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the repository root
 PROVIDER_KEY = "__provider"
 # The wire form of a value computed during a preview (pulumi.runtime.rpc.UNKNOWN); decoded values are
 # `pulumi.output.Unknown` instances instead: test either with `is_unknown`.

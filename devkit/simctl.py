@@ -1,4 +1,5 @@
-"""SimCtl: a small test helper around a running simulator, over plain `requests` (never zstack_iso.client).
+"""SimCtl: a small client of a running simulator for tests and benchmarks, over plain `requests` (never
+zstack_iso.client: the tests check the client against the simulator, so neither may lean on the other).
 
 Lookups (vm, image, cdroms, vm_inventory, access_key) read the control API's inventory dump, so they add
 nothing to the journal; `zstack()` makes real ZStack calls as admin (journaled, one cached login), and so do the
@@ -81,6 +82,10 @@ class SimCtl:
 
     def clear_journal(self) -> None:
         self._control("DELETE", "journal")
+
+    def counters(self) -> dict[str, int]:
+        """The journal's counters since it was last cleared: requests, logins, jobs (async jobs accepted)."""
+        return self.journal()["counters"]
 
     def config(self, **changes: Any) -> dict[str, Any]:
         """PUT the given config keys (jobSeconds, latencyMs, sessionTimeoutSeconds); returns the whole config."""
