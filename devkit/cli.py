@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .host import PROJECT_ROOT
+from .wire import PROJECT_ROOT
 
 # The oldest CLI allowed to run the SDK that pyproject.toml pins (tools/pulumi/install uses the same rule).
 MINIMUM_CLI = (3, 272, 0)
