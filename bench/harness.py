@@ -1,8 +1,8 @@
 """What every benchmark shares: a simulator with a fleet of VMs, its control API, provider hosts, and the table.
 
-The simulator runs as its own process by default (`python -m zstack_iso.simulator`), so that the benchmark's
+The simulator runs as its own process by default (`run_simulator(process=True)`), so that the benchmark's
 many client threads do not share an interpreter lock with the node they measure; `--simulator inprocess`
-uses `run_simulator(seed=dict)` instead. Job duration and latency are set through the control API, and
+runs it in a thread of the benchmark's process instead. Job duration and latency are set through the control API, and
 requests and logins are counted from its journal.
 """
 
@@ -15,9 +15,7 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2
 
-from devkit import PROJECT_ROOT, PROVIDER_KEY, ProviderHost, SimCtl
+from devkit import PROVIDER_KEY, ProviderHost, SimCtl
 from zstack_iso.provider import IsoAttachmentProvider
 from zstack_iso.simulator import DEFAULT_SEED_PATH, run_simulator
 
@@ -113,37 +111,13 @@ def build_fleet(empty_vms: int = EMPTY_VMS, full_vms: int = FULL_VMS, spare_isos
 
 @contextlib.contextmanager
 def simulator(seed: dict[str, Any], mode: str = "subprocess") -> Iterator[SimCtl]:
-    """A simulator loaded with `seed`: its own process (default) or in this one."""
-    if mode == "inprocess":
-        with run_simulator(port=0, seed=seed, job_seconds=0.3) as running:
-            sim = SimCtl(running.url, timeout=30)
-            try:
-                yield sim
-            finally:
-                sim.close()
-        return
-    with tempfile.TemporaryDirectory(prefix="zstack-iso-bench-") as tmp:
-        seed_file = Path(tmp) / "seed.json"
-        seed_file.write_text(json.dumps(seed))
-        command = [sys.executable, "-m", "zstack_iso.simulator", "--port", "0", "--quiet", "--seed", str(seed_file)]
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    """A simulator loaded with `seed`: its own process (default), or in this one (`inprocess`)."""
+    with run_simulator(seed=seed, job_seconds=0.3, process=mode == "subprocess") as running:
+        sim = SimCtl(running.url, timeout=30)
         try:
-            assert process.stdout is not None
-            first = process.stdout.readline().strip()  # "ZStack simulator listening on http://HOST:PORT"
-            if "listening on " not in first:
-                raise RuntimeError(f"the simulator did not start: {first!r}")
-            sim = SimCtl(first.rsplit(" ", 1)[-1], timeout=30)
-            try:
-                yield sim
-            finally:
-                sim.close()
+            yield sim
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            sim.close()
 
 
 # --------------------------------------------------------------------------------------------- the hosts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 import requests
 
 from devkit import SimCtl
-from zstack_iso.simulator import SeedError, load_seed_file, run_simulator
+from zstack_iso.simulator import SeedError, SimulatorStartError, load_seed_file, run_simulator
 from zstack_iso.simulator.seed import DEFAULT_SEED_PATH
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,18 +184,70 @@ def test_cli_prints_the_url_first_logs_to_stderr_and_stops_on_sigterm() -> None:
 
 
 def test_cli_strict_attach_option_sets_the_config() -> None:
-    proc, url = start_cli("--strict-attach", "--quiet")
+    with run_simulator(strict_attach=True, process=True) as s:
+        assert requests.get(f"{s.url}/_simulator/config", timeout=5).json()["strictAttach"] is True
+
+
+def test_a_simulator_in_its_own_process_takes_the_same_options_and_leaves_nothing_behind() -> None:
+    seed = json.loads(DEFAULT_SEED_PATH.read_text())
+    seed["vmInstances"] = [vm for vm in seed["vmInstances"] if vm["name"] == "web-1"]
+    with run_simulator(seed=seed, job_seconds=0.01, latency_ms=1, session_timeout_seconds=60, process=True) as s:
+        config = requests.get(f"{s.url}/_simulator/config", timeout=5).json()
+        assert config == {"jobSeconds": 0.01, "latencyMs": 1.0, "sessionTimeoutSeconds": 60, "strictAttach": False}
+        assert [v["name"] for v in SimCtl(s.url).inventory()["vmInstances"]] == ["web-1"]
+        assert s.log_file.read_text().startswith(f"ZStack simulator listening on {s.url}\n")
+        pid, log = s.pid, s.log_file
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not log.parent.exists()  # the temporary seed and log are gone
+
+
+def test_a_simulator_process_that_cannot_start_says_why(tmp_path: Path) -> None:
+    bad = tmp_path / "seed.json"
+    bad.write_text("[]")
+    with pytest.raises(SimulatorStartError, match=r"exited \(code 1\) before it listened; .*JSON object"):
+        run_simulator(seed=bad, process=True).start()
+
+
+def background(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "zstack_iso.simulator", "--port", "0", "--job-seconds", "0.01", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_cli_background_starts_once_records_its_pid_and_stops_on_sigterm(tmp_path: Path) -> None:
+    pid_file, log_file = tmp_path / "run" / "pid", tmp_path / "run" / "log"
+    files = ("--pid-file", str(pid_file), "--log-file", str(log_file))
+    started = background("--background", *files)
+    assert started.returncode == 0, started.stderr
+    url, pid = re.fullmatch(r"ZStack simulator listening on (\S+) \(pid (\d+), log .*\)\n", started.stdout).groups()
     try:
-        assert requests.get(f"{url}/_simulator/config", timeout=5).json()["strictAttach"] is True
+        assert pid_file.read_text() == f"{pid}\n"
+        assert log_file.read_text().startswith(f"ZStack simulator listening on {url}\n")
+        r = requests.put(f"{url}/zstack/v1/management-nodes/actions", json={"getVersion": {}}, timeout=5)
+        assert r.status_code == 200
+        again = background("--background", *files)
+        assert again.returncode == 0
+        assert again.stdout == f"ZStack simulator already running (pid {pid}, from {pid_file})\n"
+        foreground = background("--pid-file", str(pid_file))
+        assert foreground.returncode == 1 and "already running" in foreground.stderr
     finally:
-        proc.kill()
-        proc.communicate(timeout=5)
+        os.kill(int(pid), signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_file.exists()
+    assert log_file.read_text().endswith("ZStack simulator stopped\n")
+
+
+def test_cli_background_goes_with_a_log_file() -> None:
+    run = background("--background")
+    assert run.returncode == 2 and "--background and --log-file go together" in run.stderr
 
 
 def test_cli_state_file_survives_kill_9_in_the_middle_of_writes(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    proc, url = start_cli("--job-seconds", "0.005", "--state", str(state), "--quiet")
-    sim = SimCtl(url)
+    node = run_simulator(state_file=state, job_seconds=0.005, process=True).start()
+    sim = SimCtl(node.url)
     acked: list[str] = []  # the last operation the simulator confirmed
     stop = threading.Event()
 
@@ -214,21 +267,17 @@ def test_cli_state_file_survives_kill_9_in_the_middle_of_writes(tmp_path: Path) 
     worker = threading.Thread(target=churn)
     worker.start()
     time.sleep(1.0)
-    proc.kill()  # SIGKILL: no chance to finish a write
-    proc.wait(timeout=5)
+    node.kill()  # SIGKILL: no chance to finish a write
+    node.stop()
     stop.set()
     worker.join(timeout=10)
     assert len(acked) > 5
-    proc2, url2 = start_cli("--job-seconds", "0.005", "--state", str(state), "--quiet")
-    try:
-        sim2 = SimCtl(url2)
+    with run_simulator(state_file=state, job_seconds=0.005, process=True) as restarted:
+        sim2 = SimCtl(restarted.url)
         attached = sim2.cdroms(sim2.vm("web-1"))[0].get("isoUuid") == sim2.image(RESCUE)
         # whatever was confirmed is on disk; at most the one unconfirmed operation after it also landed
         assert attached in ((acked[-1] == "attach"), (acked[-1] == "detach"))
         json.loads(state.read_text())
-    finally:
-        proc2.send_signal(signal.SIGTERM)
-        proc2.wait(timeout=10)
 
 
 # ---- HTTPS

@@ -18,10 +18,8 @@ PORT = 18080  # the namespace is private: any port is free
 SCRIPT = """
 set -e
 ip link set lo up
-{python} -m zstack_iso.simulator --port {port} --job-seconds 0.02 > sim.log 2>&1 &
-sim=$!
-trap 'kill $sim' EXIT
-for i in $(seq 100); do grep -q listening sim.log && break; sleep 0.1; done
+{python} -m zstack_iso.simulator --port {port} --job-seconds 0.02 --background --pid-file sim.pid --log-file sim.log
+trap 'kill $(cat sim.pid)' EXIT
 {cli} stack init {stack}
 {cli} config set zstack:endpoint http://127.0.0.1:{port}
 {cli} config set zstack:accountName admin
