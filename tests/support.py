@@ -1,6 +1,6 @@
 """Shared test helpers: the provider host and engine for the simulator, and what the node holds.
 
-The reliability campaign (tests/test_reliability_*.py) uses all of it: every campaign test drives the
+The reliability campaign (tests/reliability/) uses all of it: every campaign test drives the
 provider through the SDK's own provider host (`python -m pulumi.dynamic`) and judges the outcome by what a
 user would see: the node's CD-ROMs, the simulator's journal (jobs accepted, logins), the engine's state after
 a refresh, and the message of a failure.

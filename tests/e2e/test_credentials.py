@@ -14,8 +14,8 @@ import pytest
 
 from devkit import SimCtl
 from tests.e2e.conftest import Project, attach_jobs, make_project
+from tests.reliability.test_security import make_certificate
 from tests.support import CANARY_KEY_SECRET, CANARY_PASSWORD, canary_secrets, canary_seed, writes
-from tests.test_reliability_security import make_certificate
 from zstack_iso.simulator import run_simulator
 
 # The CLI at its most verbose: every engine and plugin log line, gRPC payloads included, on stderr.

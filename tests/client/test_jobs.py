@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.client_support import destroy_vm, expunge_vm, reboot_vm, recover_vm, start_vm, stop_vm
+from tests.client.calls import destroy_vm, expunge_vm, reboot_vm, recover_vm, start_vm, stop_vm
 from zstack_iso.client import ZStackClient
 from zstack_iso.errors import ZStackError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.client_support import get_cdrom, get_iso_candidates, list_cdroms
+from tests.client.calls import get_cdrom, get_iso_candidates, list_cdroms
 from zstack_iso.client import ZStackClient
 from zstack_iso.errors import ZStackError
 from zstack_iso.models import Image, VmInstance

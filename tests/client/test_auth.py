@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from tests.client_support import login
+from tests.client.calls import login
 from zstack_iso.client import ZStackClient
 from zstack_iso.errors import ZStackError
 

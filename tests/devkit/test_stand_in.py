@@ -1,6 +1,6 @@
 """Proof that the engine stand-in (devkit) drives a dynamic provider as the Pulumi engine does.
 
-Uses the throwaway ToyProvider (tests/_toy_provider.py), which keeps "attachments" in a JSON file, so each
+Uses the throwaway ToyProvider (tests/devkit/toy_provider.py), which keeps "attachments" in a JSON file, so each
 test can look behind the provider's back. One provider host is shared per module where that is safe; names
 are unique per test so the shared store never mixes tests.
 """
@@ -29,11 +29,11 @@ from devkit import (
     serialize_provider,
     without_provider,
 )
-from tests._toy_provider import ToyProvider, load_store, save_store
+from tests.devkit.toy_provider import ToyProvider, load_store, save_store
 
 PROGRAM = """
 import pulumi
-from tests._toy_provider import ToyAttachment
+from tests.devkit.toy_provider import ToyAttachment
 
 names = pulumi.Config("toy").require_object("names")
 first = ToyAttachment(names[0], {"name": names[0], "size": 1})
@@ -74,7 +74,7 @@ def test_serialized_provider_is_what_dynamic_resource_stores(program: Path) -> N
 
 def test_importable_provider_is_pickled_by_reference() -> None:
     raw = decode_provider(serialize_provider(ToyProvider()))
-    assert b"tests._toy_provider" in raw and b"ToyProvider" in raw
+    assert b"tests.devkit.toy_provider" in raw and b"ToyProvider" in raw
     assert len(raw) < 200  # a reference, no bytecode
 
 
@@ -191,7 +191,7 @@ def test_host_that_prints_no_port_raises_host_start_error() -> None:
 
 
 def test_provider_module_missing_from_cwd_fails_with_module_not_found(tmp_path: Path) -> None:
-    # Pickled by reference: the host must import tests._toy_provider from its working directory.
+    # Pickled by reference: the host must import tests.devkit.toy_provider from its working directory.
     with ProviderHost(ToyProvider(), cwd=tmp_path, project="elsewhere") as h:
         with pytest.raises(ProviderError) as caught:
             h.check({}, {"name": "lost"})

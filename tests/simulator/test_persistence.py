@@ -17,15 +17,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from devkit import SimCtl
+from devkit import PROJECT_ROOT, SimCtl
 from zstack_iso.simulator import SeedError, SimulatorStartError, load_seed_file, run_simulator
 from zstack_iso.simulator.seed import DEFAULT_SEED_PATH
 
-ROOT = Path(__file__).resolve().parents[1]
 RESCUE = "rescue.iso"
 # Written by the simulator before ZStackNode was split by concern (state format 1), from the default seed:
 # rescue.iso attached to web-1 (job aaa...a), virtio-win-0.1.240.iso deleted (bbb...b), old-1 expunged (ccc...c).
-STATE_FORMAT_1 = ROOT / "tests" / "data" / "state-format-1.json"
+STATE_FORMAT_1 = Path(__file__).parent / "data" / "state-format-1.json"
 
 
 def attach_path(sim: SimCtl, vm: str = "web-1") -> str:
@@ -158,11 +157,11 @@ def test_bad_seed_is_refused_with_a_reason(tmp_path: Path, seed, words: str) -> 
 def start_cli(*args: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "zstack_iso.simulator", "--port", "0", *args],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
     )
     first = proc.stdout.readline().rstrip("\n")
     assert first.startswith("ZStack simulator listening on http"), first

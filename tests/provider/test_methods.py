@@ -1,6 +1,6 @@
 """IsoAttachmentProvider's methods, called directly, against the simulator over real HTTP.
 
-The engine-level tests (test_engine.py) drive the same provider through `python -m pulumi.dynamic`; these
+The engine-level tests (test_through_host.py) drive the same provider through `python -m pulumi.dynamic`; these
 cover each rule of check/diff/create/read/update/delete one at a time, with the message a user gets.
 """
 
