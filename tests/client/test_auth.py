@@ -11,14 +11,11 @@ import threading
 import pytest
 
 from tests.client.calls import login
+from tests.support import counters
 from zstack_iso.client import ZStackClient
 from zstack_iso.errors import ZStackError
 
 ADMIN = {"account_name": "admin", "account_password": "password"}
-
-
-def _logins(sim) -> int:
-    return sim.journal()["counters"]["logins"]
 
 
 def _run_in_threads(count: int, work) -> list[BaseException]:
@@ -52,18 +49,18 @@ def test_many_operations_from_many_threads_and_clients_log_in_once(sim):
         first.close()
         second.close()
     assert errors == []
-    assert _logins(sim) == 1
+    assert counters(sim)["logins"] == 1
 
 
 def test_expired_session_on_reads_triggers_exactly_one_new_login_across_threads(sim):
     vm_uuid = sim.vm("web-1")
     with ZStackClient(sim.url, **ADMIN) as client:
         client.get_vm(vm_uuid)
-        assert _logins(sim) == 1
+        assert counters(sim)["logins"] == 1
         sim.expire_sessions()
         errors = _run_in_threads(8, lambda i: client.get_vm(vm_uuid))
     assert errors == []
-    assert _logins(sim) == 2
+    assert counters(sim)["logins"] == 2
 
 
 def test_expired_session_on_an_attach_logs_in_once_and_attaches_once(sim):
@@ -73,7 +70,7 @@ def test_expired_session_on_an_attach_logs_in_once_and_attaches_once(sim):
         sim.expire_sessions()
         vm = client.attach_iso(vm_uuid, iso)
     assert vm.cdrom_with_iso(iso) is not None
-    assert _logins(sim) == 2
+    assert counters(sim)["logins"] == 2
     assert [c.get("isoUuid") for c in sim.cdroms(vm_uuid)].count(iso) == 1
 
 
@@ -92,7 +89,7 @@ def test_expired_session_during_concurrent_jobs_logs_in_once_and_each_job_runs_o
         sim.expire_sessions()
         errors = _run_in_threads(len(pairs), lambda i: client.attach_iso(*pairs[i]))
     assert errors == []
-    assert _logins(sim) == 2
+    assert counters(sim)["logins"] == 2
     for vm_uuid, iso in pairs:
         assert [c.get("isoUuid") for c in sim.cdroms(vm_uuid)].count(iso) == 1
 
@@ -102,7 +99,7 @@ def test_given_session_uuid_is_used_without_logging_in(sim):
         session = login(owner)
         with ZStackClient(sim.url, session_uuid=session.uuid) as client:
             assert client.get_vm(sim.vm("web-1")).name == "web-1"
-    assert _logins(sim) == 1
+    assert counters(sim)["logins"] == 1
 
 
 def test_given_session_that_expired_fails_with_id_1001_and_a_hint(sim):
@@ -132,7 +129,7 @@ def test_close_logs_the_shared_session_out_when_its_last_client_closes(sim, simu
     second.get_vm(vm_uuid)  # still logged in: another client uses the session
     assert _live_sessions(simulator) == sessions
     second.close()
-    assert _live_sessions(simulator) == set() and _logins(sim) == 1
+    assert _live_sessions(simulator) == set() and counters(sim)["logins"] == 1
     with ZStackClient(sim.url, session_uuid=sessions.pop()) as stale:
         with pytest.raises(ZStackError) as info:
             stale.get_vm(vm_uuid)
@@ -146,7 +143,7 @@ def test_close_without_logout_leaves_the_session_for_the_next_client(sim, simula
         first.close(logout=False)
     with ZStackClient(sim.url, **ADMIN) as second:
         second.get_vm(vm_uuid)
-    assert _logins(sim) == 1 and _live_sessions(simulator) == set()
+    assert counters(sim)["logins"] == 1 and _live_sessions(simulator) == set()
 
 
 def test_wrong_password_fails_with_id_1000_and_never_shows_the_password(sim):
@@ -201,7 +198,7 @@ def test_access_key_signed_requests_are_accepted_without_a_login(sim):
         vm = client.attach_iso(vm_uuid, iso)
         assert vm.cdrom_with_iso(iso) is not None
         client.detach_iso(vm_uuid, iso)
-    assert _logins(sim) == 0
+    assert counters(sim)["logins"] == 0
 
 
 def test_access_key_with_a_wrong_secret_is_refused_without_showing_the_secret(sim):

@@ -3,39 +3,19 @@ a failure that did not happen. Faults come from the simulator's control API, ove
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
 import warnings
 
 import pytest
 
+from tests.support import counters, holders, requests_to
 from zstack_iso.client import ZStackClient
 from zstack_iso.errors import ZStackError
-from zstack_iso.simulator import run_simulator
 
 RESCUE = "rescue.iso"
-
-
-@pytest.fixture
-def client(sim):
-    c = ZStackClient(sim.url, account_name="admin", account_password="password", job_timeout=10, settle_timeout=2.0)
-    c.get_vm(sim.vm("web-1"))  # log in before faults are armed
-    yield c
-    c.close()
-
-
-def _jobs(sim) -> int:
-    return sim.journal()["counters"]["jobs"]
-
-
-def _count_iso(sim, vm_uuid: str, iso: str) -> int:
-    return [c.get("isoUuid") for c in sim.cdroms(vm_uuid)].count(iso)
-
-
-def _submits(sim, method: str, fragment: str) -> int:
-    return len([r for r in sim.journal()["requests"] if r["method"] == method and fragment in r["path"]])
+# The client logs in before each test arms its faults (tests/client/conftest.py).
+LOG_IN_FIRST = True
 
 
 def test_attach_whose_answer_is_lost_after_accept_runs_once_and_succeeds(sim, client):
@@ -44,9 +24,9 @@ def test_attach_whose_answer_is_lost_after_accept_runs_once_and_succeeds(sim, cl
     sim.fault(method="POST", pathRegex="/iso/", action="drop_after_accept")
     vm = client.attach_iso(vm_uuid, iso)
     assert vm.cdrom_with_iso(iso) is not None
-    assert _jobs(sim) == 1
-    assert _submits(sim, "POST", "/iso/") == 1  # answered by polling the job, not by submitting again
-    assert _count_iso(sim, vm_uuid, iso) == 1
+    assert counters(sim)["jobs"] == 1
+    assert len(requests_to(sim, "POST", "/iso/")) == 1  # answered by polling the job, not by submitting again
+    assert len(holders(sim, vm_uuid, iso)) == 1
 
 
 def test_attach_whose_connection_drops_before_accept_is_submitted_again_safely(sim, client):
@@ -55,8 +35,8 @@ def test_attach_whose_connection_drops_before_accept_is_submitted_again_safely(s
     sim.fault(method="POST", pathRegex="/iso/", action="drop_connection")
     vm = client.attach_iso(vm_uuid, iso)
     assert vm.cdrom_with_iso(iso) is not None
-    assert _jobs(sim) == 1
-    assert _count_iso(sim, vm_uuid, iso) == 1
+    assert counters(sim)["jobs"] == 1
+    assert len(holders(sim, vm_uuid, iso)) == 1
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
@@ -66,7 +46,7 @@ def test_attach_answered_by_a_gateway_error_is_resolved_through_the_job_uuid(sim
     sim.fault(method="POST", pathRegex="/iso/", action="http_status", status=status)
     vm = client.attach_iso(vm_uuid, iso)
     assert vm.cdrom_with_iso(iso) is not None
-    assert _jobs(sim) == 1 and _count_iso(sim, vm_uuid, iso) == 1
+    assert counters(sim)["jobs"] == 1 and len(holders(sim, vm_uuid, iso)) == 1
 
 
 def test_detach_whose_answer_is_lost_after_accept_succeeds(sim, client):
@@ -74,7 +54,7 @@ def test_detach_whose_answer_is_lost_after_accept_succeeds(sim, client):
     client.attach_iso(vm_uuid, iso)
     sim.fault(method="DELETE", pathRegex="/iso", action="drop_after_accept")
     vm = client.detach_iso(vm_uuid, iso)
-    assert vm.cdrom_with_iso(iso) is None and _count_iso(sim, vm_uuid, iso) == 0
+    assert vm.cdrom_with_iso(iso) is None and len(holders(sim, vm_uuid, iso)) == 0
 
 
 def test_detach_whose_connection_drops_is_submitted_again_safely(sim, client):
@@ -83,8 +63,8 @@ def test_detach_whose_connection_drops_is_submitted_again_safely(sim, client):
     sim.clear_journal()
     sim.fault(method="DELETE", pathRegex="/iso", action="drop_connection")
     vm = client.detach_iso(vm_uuid, iso)
-    assert vm.cdrom_with_iso(iso) is None and _count_iso(sim, vm_uuid, iso) == 0
-    assert _jobs(sim) == 1
+    assert vm.cdrom_with_iso(iso) is None and len(holders(sim, vm_uuid, iso)) == 0
+    assert counters(sim)["jobs"] == 1
 
 
 def test_resubmit_refused_as_a_duplicate_proves_the_first_submit_was_accepted(sim, client):
@@ -94,7 +74,7 @@ def test_resubmit_refused_as_a_duplicate_proves_the_first_submit_was_accepted(si
     sim.fault(method="GET", pathRegex="/api-jobs/", action="http_status", status=404, body="job not found")
     vm = client.attach_iso(vm_uuid, iso)
     assert vm.cdrom_with_iso(iso) is not None
-    assert _jobs(sim) == 1 and _count_iso(sim, vm_uuid, iso) == 1
+    assert counters(sim)["jobs"] == 1 and len(holders(sim, vm_uuid, iso)) == 1
     statuses = [r["status"] for r in sim.journal()["requests"] if r["method"] == "POST" and "/iso/" in r["path"]]
     assert 400 in statuses  # the second submit, with the same X-Job-UUID, was refused as a duplicate
 
@@ -103,7 +83,7 @@ def test_attach_whose_job_record_expired_is_settled_by_reading_the_vm(sim, clien
     vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
     sim.fault(method="POST", pathRegex="/iso/", action="expire_job")
     vm = client.attach_iso(vm_uuid, iso)
-    assert vm.cdrom_with_iso(iso) is not None and _count_iso(sim, vm_uuid, iso) == 1
+    assert vm.cdrom_with_iso(iso) is not None and len(holders(sim, vm_uuid, iso)) == 1
 
 
 def test_detach_whose_job_record_expired_is_settled_by_reading_the_vm(sim, client):
@@ -111,7 +91,7 @@ def test_detach_whose_job_record_expired_is_settled_by_reading_the_vm(sim, clien
     client.attach_iso(vm_uuid, iso)
     sim.fault(method="DELETE", pathRegex="/iso", action="expire_job")
     vm = client.detach_iso(vm_uuid, iso)
-    assert vm.cdrom_with_iso(iso) is None and _count_iso(sim, vm_uuid, iso) == 0
+    assert vm.cdrom_with_iso(iso) is None and len(holders(sim, vm_uuid, iso)) == 0
 
 
 def test_expired_job_that_did_not_take_effect_is_reported_as_job_lost(sim, client):
@@ -125,7 +105,7 @@ def test_expired_job_that_did_not_take_effect_is_reported_as_job_lost(sim, clien
     assert err.code == "CLIENT.JOB_LOST"
     assert err.job_uuid and err.job_uuid in str(err) and vm_uuid in str(err)
     assert time.monotonic() - started < 5
-    assert _count_iso(sim, vm_uuid, sim.image(RESCUE)) == 0
+    assert len(holders(sim, vm_uuid, sim.image(RESCUE))) == 0
 
 
 def test_job_that_failed_after_a_lost_answer_reports_its_own_error_at_once(sim, client):
@@ -137,7 +117,7 @@ def test_job_that_failed_after_a_lost_answer_reports_its_own_error_at_once(sim, 
         client.attach_iso(vm_uuid, sim.image(RESCUE))
     assert info.value.code == "SYS.1006"  # "All ... CD-ROMs have mounted ISO", not a vague "outcome unknown"
     assert time.monotonic() - started < 1.0
-    assert _count_iso(sim, vm_uuid, sim.image(RESCUE)) == 0
+    assert len(holders(sim, vm_uuid, sim.image(RESCUE))) == 0
 
 
 def test_submit_delayed_past_the_read_timeout_still_runs_once(sim):
@@ -151,7 +131,7 @@ def test_submit_delayed_past_the_read_timeout_still_runs_once(sim):
         vm = client.attach_iso(vm_uuid, iso)
         time.sleep(1.0)  # let the delayed request finish on the server before counting
     assert vm.cdrom_with_iso(iso) is not None
-    assert _jobs(sim) == 1 and _count_iso(sim, vm_uuid, iso) == 1
+    assert counters(sim)["jobs"] == 1 and len(holders(sim, vm_uuid, iso)) == 1
 
 
 @pytest.mark.parametrize("action", ["drop_connection", "http_status"])
@@ -160,7 +140,7 @@ def test_poll_faults_are_retried_and_the_job_result_is_read(sim, client, action)
     extra = {"status": 503} if action == "http_status" else {}
     sim.fault(method="GET", pathRegex="/api-jobs/", action=action, times=2, **extra)
     vm = client.attach_iso(vm_uuid, iso)
-    assert vm.cdrom_with_iso(iso) is not None and _jobs(sim) == 1
+    assert vm.cdrom_with_iso(iso) is not None and counters(sim)["jobs"] == 1
 
 
 @pytest.mark.parametrize("action", ["drop_connection", "http_status"])
@@ -183,24 +163,8 @@ def test_unreachable_node_is_a_clear_error_naming_the_endpoint():
     assert endpoint in str(info.value)
 
 
-@pytest.fixture(scope="module")
-def https_simulator(tmp_path_factory):
-    """A second simulator serving HTTPS with a self-signed certificate for 127.0.0.1."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    with run_simulator(host="127.0.0.1", port=0, job_seconds=0.02, tls_cert=cert, tls_key=key) as sim:
-        yield sim, str(cert)
-
-
-def test_tls_verification_is_on_by_default_and_refuses_a_self_signed_certificate(https_simulator):
-    server, _ = https_simulator
+def test_tls_verification_is_on_by_default_and_refuses_a_self_signed_certificate(tls_node):
+    server, _, _ = tls_node
     assert server.url.startswith("https://")
     with ZStackClient(server.url, account_name="admin", account_password="password", retries=0) as client:
         with pytest.raises(ZStackError) as info:
@@ -209,14 +173,14 @@ def test_tls_verification_is_on_by_default_and_refuses_a_self_signed_certificate
     assert server.url in str(info.value) and "CA bundle" in str(info.value)
 
 
-def test_tls_with_the_ca_bundle_given_verifies_and_works(https_simulator):
-    server, ca_bundle = https_simulator
-    with ZStackClient(server.url, account_name="admin", account_password="password", verify=ca_bundle) as client:
+def test_tls_with_the_ca_bundle_given_verifies_and_works(tls_node):
+    server, ca_bundle, _ = tls_node
+    with ZStackClient(server.url, account_name="admin", account_password="password", verify=str(ca_bundle)) as client:
         assert client.query_vms(name="web-1")[0].name == "web-1"
 
 
-def test_tls_verification_turned_off_works_with_a_warning(https_simulator):
-    server, _ = https_simulator
+def test_tls_verification_turned_off_works_with_a_warning(tls_node):
+    server, _, _ = tls_node
     with pytest.warns(UserWarning, match="verification is disabled"):
         client = ZStackClient(server.url, account_name="admin", account_password="password", verify=False)
     with warnings.catch_warnings():
@@ -233,8 +197,8 @@ def test_poll_unanswered_past_the_retries_keeps_polling_and_the_attach_succeeds(
     sim.fault(method="GET", pathRegex="^/zstack/v1/api-jobs/", action="http_status", status=503, times=5)
     with caplog.at_level("WARNING", logger="zstack_iso.client"):
         vm = client.attach_iso(vm_uuid, iso)
-    assert vm.cdrom_with_iso(iso) is not None and _count_iso(sim, vm_uuid, iso) == 1
-    assert _jobs(sim) == 1 and _submits(sim, "POST", "/iso/") == 1
+    assert vm.cdrom_with_iso(iso) is not None and len(holders(sim, vm_uuid, iso)) == 1
+    assert counters(sim)["jobs"] == 1 and len(requests_to(sim, "POST", "/iso/")) == 1
     polls = [r["status"] for r in sim.journal()["requests"] if "/api-jobs/" in r["path"]]
     assert polls.count(503) == 5 and polls[-1] == 200
     assert any("poll got no answer" in r.getMessage() and "polling again" in r.getMessage() for r in caplog.records)
@@ -256,4 +220,4 @@ def test_poll_unanswered_until_the_deadline_is_a_timeout_naming_the_job_and_the_
     assert err.job_uuid and f"job {err.job_uuid}" in str(err)
     assert "HTTP 503 without a ZStack error body" in str(err) and sim.url in str(err)
     assert 1.4 <= elapsed < 4.0
-    assert _jobs(sim) == 1
+    assert counters(sim)["jobs"] == 1

@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from zstack_iso.client import ZStackClient, stable_job_uuid
+from tests.support import counters, holders
+from zstack_iso.client import stable_job_uuid
 from zstack_iso.errors import ZStackError
 
 RESCUE = "rescue.iso"
-
-
-@pytest.fixture
-def client(sim):
-    c = ZStackClient(sim.url, account_name="admin", account_password="password", job_timeout=10)
-    c.get_vm(sim.vm("web-1"))
-    yield c
-    c.close()
-
-
-def _jobs(sim) -> int:
-    return sim.journal()["counters"]["jobs"]
-
-
-def _count_iso(sim, vm_uuid: str, iso: str) -> int:
-    return [c.get("isoUuid") for c in sim.cdroms(vm_uuid)].count(iso)
+# The client logs in before each test arms its faults (tests/client/conftest.py).
+LOG_IN_FIRST = True
 
 
 def _crashed_process_submits(sim, method: str, path: str, job_uuid: str, **kwargs) -> str:
@@ -49,7 +36,7 @@ def test_attach_with_the_job_uuid_of_a_running_attach_waits_for_it_instead_of_su
     _crashed_process_submits(sim, "POST", f"vm-instances/{vm_uuid}/iso/{iso}", key)
     vm = client.attach_iso(vm_uuid, iso, job_uuid=key)
     assert vm.cdrom_with_iso(iso) is not None
-    assert _jobs(sim) == 1 and _count_iso(sim, vm_uuid, iso) == 1
+    assert counters(sim)["jobs"] == 1 and len(holders(sim, vm_uuid, iso)) == 1
 
 
 def test_attach_with_the_job_uuid_of_a_finished_attach_adopts_its_work(sim, client):
@@ -60,7 +47,7 @@ def test_attach_with_the_job_uuid_of_a_finished_attach_adopts_its_work(sim, clie
     assert status == 200
     vm = client.attach_iso(vm_uuid, iso, job_uuid=key)
     assert vm.cdrom_with_iso(iso) is not None
-    assert _jobs(sim) == 1 and _count_iso(sim, vm_uuid, iso) == 1
+    assert counters(sim)["jobs"] == 1 and len(holders(sim, vm_uuid, iso)) == 1
 
 
 def test_attach_with_the_job_uuid_of_an_older_unrelated_call_attaches_again(sim, client):
@@ -70,8 +57,8 @@ def test_attach_with_the_job_uuid_of_an_older_unrelated_call_attaches_again(sim,
     client.detach_iso(vm_uuid, iso)
     sim.clear_journal()
     vm = client.attach_iso(vm_uuid, iso, job_uuid=key)  # the old job with this UUID is long over
-    assert vm.cdrom_with_iso(iso) is not None and _count_iso(sim, vm_uuid, iso) == 1
-    assert _jobs(sim) == 1  # one new job, under a fresh UUID
+    assert vm.cdrom_with_iso(iso) is not None and len(holders(sim, vm_uuid, iso)) == 1
+    assert counters(sim)["jobs"] == 1  # one new job, under a fresh UUID
 
 
 def test_attach_with_the_job_uuid_of_an_older_failed_call_reports_the_new_failure(sim, client):
@@ -93,8 +80,8 @@ def test_detach_with_the_job_uuid_of_a_running_detach_waits_for_it(sim, client):
     sim.clear_journal()
     _crashed_process_submits(sim, "DELETE", f"vm-instances/{vm_uuid}/iso", key, params={"isoUuid": iso})
     vm = client.detach_iso(vm_uuid, iso, job_uuid=key)
-    assert vm.cdrom_with_iso(iso) is None and _count_iso(sim, vm_uuid, iso) == 0
-    assert _jobs(sim) == 1
+    assert vm.cdrom_with_iso(iso) is None and len(holders(sim, vm_uuid, iso)) == 0
+    assert counters(sim)["jobs"] == 1
 
 
 def test_keyed_attach_whose_answer_is_lost_runs_once(sim, client):
@@ -103,7 +90,7 @@ def test_keyed_attach_whose_answer_is_lost_runs_once(sim, client):
     sim.fault(method="POST", pathRegex="/iso/", action="drop_after_accept")
     vm = client.attach_iso(vm_uuid, iso, job_uuid=stable_job_uuid("attach", vm_uuid, iso))
     assert vm.cdrom_with_iso(iso) is not None
-    assert _jobs(sim) == 1 and _count_iso(sim, vm_uuid, iso) == 1
+    assert counters(sim)["jobs"] == 1 and len(holders(sim, vm_uuid, iso)) == 1
 
 
 def test_a_malformed_job_uuid_is_refused_before_anything_is_sent(sim, client):
@@ -111,4 +98,4 @@ def test_a_malformed_job_uuid_is_refused_before_anything_is_sent(sim, client):
     with pytest.raises(ZStackError) as info:
         client.attach_iso(sim.vm("web-1"), sim.image(RESCUE), job_uuid="not-a-uuid")
     assert info.value.code == "CLIENT.CONFIG"
-    assert _jobs(sim) == 0
+    assert counters(sim)["jobs"] == 0

@@ -17,13 +17,6 @@ VIRTIO = "virtio-win-0.1.240.iso"
 RESCUE = "rescue.iso"
 
 
-@pytest.fixture
-def client(sim):
-    c = ZStackClient(sim.url, account_name="admin", account_password="password", job_timeout=10)
-    yield c
-    c.close()
-
-
 def _poll_paths(sim) -> list[str]:
     return [r["path"] for r in sim.journal()["requests"] if "/api-jobs/" in r["path"]]
 

@@ -5,20 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.client.calls import get_cdrom, get_iso_candidates, list_cdroms
+from tests.support import requests_to
 from zstack_iso.client import ZStackClient
 from zstack_iso.errors import ZStackError
 from zstack_iso.models import Image, VmInstance
-
-
-@pytest.fixture
-def client(sim):
-    c = ZStackClient(sim.url, account_name="admin", account_password="password", job_timeout=10)
-    yield c
-    c.close()
-
-
-def _requests_to(sim, fragment: str, method: str = "GET") -> list[dict]:
-    return [r for r in sim.journal()["requests"] if r["method"] == method and fragment in r["path"]]
 
 
 def test_get_vm_returns_a_typed_inventory_with_sorted_cdroms(sim, client):
@@ -80,7 +70,7 @@ def test_read_is_retried_after_a_gateway_error_without_a_zstack_body(sim, client
     sim.clear_journal()
     sim.fault(method="GET", pathRegex="/vm-instances/" + vm_uuid, action="http_status", status=status, times=2)
     assert client.get_vm(vm_uuid).name == "web-1"
-    answered = [r["status"] for r in _requests_to(sim, "/vm-instances/" + vm_uuid)]
+    answered = [r["status"] for r in requests_to(sim, "GET", "/vm-instances/" + vm_uuid)]
     assert answered.count(status) == 2  # both faults were met, and the third try succeeded
 
 
@@ -101,7 +91,7 @@ def test_zstack_error_answer_to_a_read_is_not_retried(sim, client):
         client.get_vm(vm_uuid)
     assert info.value.code == "SYS.1000" and info.value.http_status == 503
     client.get_vm(vm_uuid)  # the next request on the same connection follows the 503 in the journal
-    answered = [r["status"] for r in _requests_to(sim, "/vm-instances/" + vm_uuid)]
+    answered = [r["status"] for r in requests_to(sim, "GET", "/vm-instances/" + vm_uuid)]
     assert answered.count(503) == 1
 
 
@@ -117,7 +107,7 @@ def test_reads_give_up_after_a_bounded_number_of_retries(sim):
         client.get_vm(vm_uuid)  # the next request on the same connection follows the 503s in the journal
     assert info.value.code == "CLIENT.UNREACHABLE" and info.value.http_status == 503
     assert sim.url in str(info.value)
-    answered = [r["status"] for r in _requests_to(sim, "/vm-instances/" + vm_uuid)]
+    answered = [r["status"] for r in requests_to(sim, "GET", "/vm-instances/" + vm_uuid)]
     assert answered.count(503) == 3  # one try and two retries
 
 

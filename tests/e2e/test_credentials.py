@@ -4,7 +4,6 @@ backend's files or the CLI's most verbose output; mistakes fail with the provide
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,26 +13,10 @@ import pytest
 
 from devkit import SimCtl
 from tests.e2e.conftest import Project, attach_jobs, make_project
-from tests.reliability.test_security import make_certificate
-from tests.support import CANARY_KEY_SECRET, CANARY_PASSWORD, canary_secrets, canary_seed, writes
-from zstack_iso.simulator import run_simulator
+from tests.support import CANARY_KEY_SECRET, CANARY_PASSWORD, canary_secrets, writes
 
 # The CLI at its most verbose: every engine and plugin log line, gRPC payloads included, on stderr.
 VERBOSE = ("--logtostderr", "--logflow", "-v=11", "--debug")
-
-
-@pytest.fixture(scope="module")
-def canary_node():
-    with run_simulator(port=0, seed=canary_seed(), job_seconds=0.02) as node:
-        yield node
-
-
-@pytest.fixture
-def canary_ctl(canary_node) -> Iterator[SimCtl]:
-    ctl = SimCtl(canary_node.url)
-    ctl.reset()
-    yield ctl
-    ctl.close()
 
 
 @contextmanager
@@ -141,27 +124,24 @@ def test_an_unreachable_endpoint_fails_with_the_endpoint_named(project: Project)
     assert project.resources() == {}
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
-def test_an_untrusted_certificate_is_refused_with_the_tls_hint(tmp_path: Path, cli: str):
-    cert, key = make_certificate(tmp_path, "zstack-node")
-    with run_simulator(host="127.0.0.1", port=0, job_seconds=0.02, tls_cert=cert, tls_key=key) as node:
-        ctl = SimCtl(node.url, verify=str(cert))
-        project = make_project(tmp_path / "project", cli, ctl)
-        project.declare({"a": {"vm_uuid": ctl.vm("web-1"), "iso_uuid": ctl.image("rescue.iso")}})
-        ctl.clear_journal()
+def test_an_untrusted_certificate_is_refused_with_the_tls_hint(tmp_path: Path, cli: str, tls_node, tls_ctl: SimCtl):
+    _, cert, _ = tls_node
+    ctl = tls_ctl
+    project = make_project(tmp_path / "project", cli, ctl)
+    project.declare({"a": {"vm_uuid": ctl.vm("web-1"), "iso_uuid": ctl.image("rescue.iso")}})
+    ctl.clear_journal()
 
-        up = project.up(check=False)
+    up = project.up(check=False)
 
-        assert up.code != 0
-        assert "CLIENT.TLS" in up.output
-        assert "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle" in up.output
-        assert project.resources() == {}
-        assert writes(ctl) == []
+    assert up.code != 0
+    assert "CLIENT.TLS" in up.output
+    assert "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle" in up.output
+    assert project.resources() == {}
+    assert writes(ctl) == []
 
-        project.config("zstack:tlsVerify", str(cert))  # what the hint says to do
-        project.up()
-        assert attach_jobs(ctl) == [f"{ctl.vm('web-1')}/iso/{ctl.image('rescue.iso')}"]
-        ctl.close()
+    project.config("zstack:tlsVerify", str(cert))  # what the hint says to do
+    project.up()
+    assert attach_jobs(ctl) == [f"{ctl.vm('web-1')}/iso/{ctl.image('rescue.iso')}"]
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -28,15 +27,6 @@ JOB_SECONDS = 3.0
 def farm_node():
     with run_simulator(port=0, seed=seed_with_farm(VMS), job_seconds=JOB_SECONDS) as node:
         yield node
-
-
-@pytest.fixture
-def farm_ctl(farm_node) -> Iterator[SimCtl]:
-    ctl = SimCtl(farm_node.url)
-    ctl.reset()
-    ctl.config(jobSeconds=JOB_SECONDS)
-    yield ctl
-    ctl.close()
 
 
 def _jobs_in_flight(ctl: SimCtl, host: ProviderHost) -> int:
@@ -61,11 +51,11 @@ def _jobs_in_flight(ctl: SimCtl, host: ProviderHost) -> int:
 
 @pytest.mark.parametrize(("setting", "expected"), [(None, VMS), ("16", VMS), ("4", 4)])
 def test_the_provider_host_runs_as_many_operations_at_once_as_max_concurrency_allows(
-    farm_node, farm_ctl: SimCtl, setting: str | None, expected: int
+    farm_node, farm: SimCtl, setting: str | None, expected: int
 ):
     extra = {} if setting is None else {"maxConcurrency": setting}
     with ProviderHost(IsoAttachmentProvider(), config=host_config(farm_node.url, **extra)) as host:
-        assert _jobs_in_flight(farm_ctl, host) == expected
+        assert _jobs_in_flight(farm, host) == expected
         assert "maxConcurrency is not applied" not in host.stderr_text()
 
 
@@ -74,10 +64,10 @@ def test_outside_the_sdk_host_widen_changes_nothing_and_says_why():
     assert host_pool.current_limit() is None
 
 
-def test_a_max_concurrency_that_is_not_a_whole_number_is_refused_by_name(farm_node, farm_ctl: SimCtl):
+def test_a_max_concurrency_that_is_not_a_whole_number_is_refused_by_name(farm_node, farm: SimCtl):
     config = host_config(farm_node.url, maxConcurrency="lots")
     with ProviderHost(IsoAttachmentProvider(), config=config) as host:
-        vm, iso = farm_ctl.vm("farm-1"), farm_ctl.image("rescue.iso")
+        vm, iso = farm.vm("farm-1"), farm.image("rescue.iso")
         with pytest.raises(Exception) as failure:
             host.create(host.check({}, {"vm_uuid": vm, "iso_uuid": iso})[0])
     assert "zstack:maxConcurrency / ZSTACK_MAX_CONCURRENCY must be a whole number from 1 to 1024, got 'lots'" in str(

@@ -8,11 +8,7 @@ The node's side of each change follows zstackio/zstack (cited per test); the sim
 from __future__ import annotations
 
 from devkit import Engine, ProviderHost
-from tests.support import ERROR_PREFIX, named, slot, writes
-
-
-def _slots(sim, vm: str) -> dict[str, str]:
-    return {c["isoUuid"]: c["uuid"] for c in sim.cdroms(vm) if c.get("isoUuid")}
+from tests.support import ERROR_PREFIX, iso_slots, named, slot, writes
 
 
 def test_a_deleted_iso_image_is_named_in_the_preview_refused_by_up_and_attached_again_once_recovered(
@@ -23,9 +19,9 @@ def test_a_deleted_iso_image_is_named_in_the_preview_refused_by_up_and_attached_
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
     declared = {"tools": {"vm_uuid": web1, "iso_uuid": rescue}}
     engine.up(declared).raise_on_error()
-    was = _slots(sim, web1)[rescue]
+    was = iso_slots(sim, web1)[rescue]
     sim.delete_image(rescue)
-    assert _slots(sim, web1) == {}
+    assert iso_slots(sim, web1) == {}
     mark = host.mark()
     sim.clear_journal()
 
@@ -51,7 +47,7 @@ def test_a_deleted_iso_image_is_named_in_the_preview_refused_by_up_and_attached_
     assert engine.refresh().raise_on_error().kinds == {"tools": "same"}
     sim.recover_image(rescue)
     assert engine.up(declared).raise_on_error().kinds == {"tools": "replace"}
-    assert rescue in _slots(sim, web1)
+    assert rescue in iso_slots(sim, web1)
     assert engine.destroy().ok
 
 
@@ -99,7 +95,7 @@ def test_a_disabled_image_keeps_its_attachment_and_refuses_a_new_one(sim, engine
     )
     assert up.kinds["kept"] == "same"
     assert writes(sim) == []
-    assert rescue in _slots(sim, web1)
+    assert rescue in iso_slots(sim, web1)
 
 
 def test_an_iso_moved_by_an_order_change_shows_as_moved_and_up_converges(sim, engine: Engine, host: ProviderHost):
@@ -110,9 +106,9 @@ def test_an_iso_moved_by_an_order_change_shows_as_moved_and_up_converges(sim, en
     engine.up({"ubuntu": declared["ubuntu"]}).raise_on_error()
     engine.up(declared).raise_on_error()
     first, second, _ = (c["uuid"] for c in sim.cdroms(web1))
-    assert _slots(sim, web1) == {ubuntu: first, rescue: second}
+    assert iso_slots(sim, web1) == {ubuntu: first, rescue: second}
     sim.change_iso_order(web1, rescue)
-    assert _slots(sim, web1) == {rescue: first, ubuntu: second}
+    assert iso_slots(sim, web1) == {rescue: first, ubuntu: second}
     mark = host.mark()
 
     preview = engine.preview(declared).raise_on_error()
@@ -124,7 +120,7 @@ def test_an_iso_moved_by_an_order_change_shows_as_moved_and_up_converges(sim, en
 
     engine.up(declared).raise_on_error()
 
-    assert set(_slots(sim, web1)) == {ubuntu, rescue}
+    assert set(iso_slots(sim, web1)) == {ubuntu, rescue}
     assert engine.preview(declared).raise_on_error().kinds == {"ubuntu": "same", "rescue": "same"}
 
 
@@ -133,7 +129,7 @@ def test_an_iso_whose_cdrom_was_deleted_is_attached_again_to_another(sim, engine
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
     declared = {"tools": {"vm_uuid": web1, "iso_uuid": rescue}}
     engine.up(declared).raise_on_error()
-    holder = _slots(sim, web1)[rescue]
+    holder = iso_slots(sim, web1)[rescue]
     sim.stop_vm(web1)
     sim.delete_cdrom(holder)
     mark = host.mark()
@@ -143,7 +139,7 @@ def test_an_iso_whose_cdrom_was_deleted_is_attached_again_to_another(sim, engine
 
     engine.up(declared).raise_on_error()
 
-    new_holder = _slots(sim, web1)[rescue]
+    new_holder = iso_slots(sim, web1)[rescue]
     assert new_holder != holder
     assert engine.resource("tools").outputs["cdrom_uuid"] == new_holder
 

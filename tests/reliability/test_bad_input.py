@@ -8,21 +8,11 @@ import pytest
 from devkit import CheckFailed, ProviderError
 from tests.support import ERROR_PREFIX, engine_for, iso_slots, named, provider_host, writes
 
+# The settings of this module's provider host (the `host` fixture in tests/conftest.py).
+HOST_SETTINGS = {"jobTimeout": "2"}
+
 HINT = "a ZStack UUID: 32 hexadecimal characters without dashes, e.g. 7105b03e09794680b7ba1027f812c987"
 A_UUID = "0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def host(simulator):
-    with provider_host(simulator.url, jobTimeout="2") as provider_host_:
-        yield provider_host_
-
-
-@pytest.fixture
-def engine(host, sim):
-    engine = engine_for(host)
-    yield engine
-    engine.destroy()
 
 
 # -- malformed: refused by Check, before any call to the node ------------------------------------------------

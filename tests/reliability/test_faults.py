@@ -24,6 +24,9 @@ from tests.support import (
     wait_quiet,
 )
 
+# The settings of this module's provider host (the `host` fixture in tests/conftest.py).
+HOST_SETTINGS = {"requestTimeout": "0.3", "jobTimeout": "10"}
+
 INJECTED = {"code": "SYS.1000", "description": "An internal error happened", "details": "injected: agent lost"}
 ACTIONS: dict[str, dict[str, Any]] = {
     "http_500": {"action": "http_status", "status": 500},
@@ -50,25 +53,10 @@ TIMEOUT_HINT = (
 )
 
 
-@pytest.fixture(scope="module")
-def host(simulator):
-    with provider_host(simulator.url, requestTimeout="0.3", jobTimeout="10") as provider_host_:
-        yield provider_host_
-
-
 @pytest.fixture
 def target(sim):
     sim.config(jobSeconds=JOB_SECONDS)
     return sim.vm("web-1"), sim.image("rescue.iso")
-
-
-@pytest.fixture
-def engine(host, sim):
-    engine = engine_for(host)
-    yield engine
-    # The host outlives this test's deployment: end it, so that the next test starts from an empty stack.
-    sim.clear_faults()
-    engine.destroy()
 
 
 def expected_outcome(step: str, call: str, action: str) -> str:

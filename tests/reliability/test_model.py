@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from devkit import ProviderError, SimCtl
 from tests.support import ERROR_PREFIX, ISOS, disagreements, engine_for, holders, iso_slots, named, provider_host
+
+# The settings of this module's provider host (the `host` fixture in tests/conftest.py).
+HOST_SETTINGS = {"jobTimeout": "5"}
 
 VMS = ("web-1", "web-2", "db-1")
 PROFILE = settings(
@@ -43,12 +45,6 @@ KNOWN_FAILURES = {
         rf"{ISO} on {VM} is already attached in CD-ROM (?P<cdrom>\w+) \(device \d\), not in"
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def host(simulator):
-    with provider_host(simulator.url, jobTimeout="5") as provider_host_:
-        yield provider_host_
 
 
 class Attachments(RuleBasedStateMachine):

@@ -9,10 +9,7 @@ for the password's SHA-512 (what the node accepts) and for every session UUID th
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,29 +20,13 @@ from tests.support import (
     CANARY_PASSWORD,
     ERROR_PREFIX,
     canary_secrets,
-    canary_seed,
     engine_for,
     holders,
     provider_host,
 )
-from zstack_iso.simulator import run_simulator
 
 PASSWORD, KEY_SECRET = CANARY_PASSWORD, CANARY_KEY_SECRET
 DEBUG = {"ZSTACK_ISO_LOG_LEVEL": "DEBUG"}
-
-
-@pytest.fixture(scope="module")
-def canary_node():
-    with run_simulator(port=0, seed=canary_seed(), job_seconds=0.02) as node:
-        yield node
-
-
-@pytest.fixture
-def ctl(canary_node):
-    ctl = SimCtl(canary_node.url)
-    ctl.reset()
-    yield ctl
-    ctl.close()
 
 
 def free_port() -> int:
@@ -110,19 +91,19 @@ SCENARIOS: dict[str, tuple[Any, list[dict[str, Any]], bool]] = {
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_no_credential_reaches_the_state_outputs_log_or_errors(canary_node, ctl, scenario):
+def test_no_credential_reaches_the_state_outputs_log_or_errors(canary_node, canary_ctl, scenario):
     build, faults, succeeds = SCENARIOS[scenario]
-    vm, iso = ctl.vm("web-1"), ctl.image("rescue.iso")
+    vm, iso = canary_ctl.vm("web-1"), canary_ctl.image("rescue.iso")
     declared = {"att": {"vm_uuid": vm, "iso_uuid": iso}}
     for fault in faults:
-        ctl.fault(**fault)
+        canary_ctl.fault(**fault)
     texts: list[str] = []
-    with provider_host(canary_node.url, env=DEBUG, **build(canary_node.url, ctl)) as host:
+    with provider_host(canary_node.url, env=DEBUG, **build(canary_node.url, canary_ctl)) as host:
         texts.append(decode_provider(host.provider_string).decode("latin-1"))
         engine = engine_for(host)
         up = engine.up(declared)
         assert up.ok is succeeds, up.errors
-        ctl.expire_sessions()  # every next call logs in again: one more session UUID to keep out of the log
+        canary_ctl.expire_sessions()  # every next call logs in again: one more session UUID to keep out of the log
         runs = [up, engine.preview(declared), engine.refresh(), engine.destroy()]
         log = host.stderr_text() + host.stdout_text()
     assert "DEBUG zstack_iso" in log or not succeeds  # the debug log was really on
@@ -134,8 +115,8 @@ def test_no_credential_reaches_the_state_outputs_log_or_errors(canary_node, ctl,
     assert leaked == []
 
 
-def test_an_endpoint_with_credentials_is_refused_without_echoing_them(canary_node, ctl):
-    vm, iso = ctl.vm("web-1"), ctl.image("rescue.iso")
+def test_an_endpoint_with_credentials_is_refused_without_echoing_them(canary_node, canary_ctl):
+    vm, iso = canary_ctl.vm("web-1"), canary_ctl.image("rescue.iso")
     url = canary_node.url.replace("http://", f"ftp://admin:{PASSWORD}@")
     with provider_host(canary_node.url, **account(url)) as host:
         error = engine_for(host).up({"att": {"vm_uuid": vm, "iso_uuid": iso}}).errors["att"]
@@ -147,37 +128,6 @@ def test_an_endpoint_with_credentials_is_refused_without_echoing_them(canary_nod
 
 
 # -- TLS --------------------------------------------------------------------------------------------------------
-
-
-def make_certificate(folder: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (openssl CLI; the cryptography package is not installed)."""
-    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
-@pytest.fixture(scope="module")
-def tls_node(tmp_path_factory):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = make_certificate(folder, "zstack-node")
-    stranger, _ = make_certificate(folder, "another-ca")
-    with run_simulator(host="127.0.0.1", port=0, job_seconds=0.02, tls_cert=cert, tls_key=key) as node:
-        yield node, cert, stranger
-
-
-@pytest.fixture
-def tls_ctl(tls_node):
-    node, cert, _ = tls_node
-    ctl = SimCtl(node.url, verify=str(cert))
-    ctl.reset()
-    yield ctl
-    ctl.close()
 
 
 def attach_over_tls(node, ctl: SimCtl, env: dict[str, str] | None = None, **config: str):

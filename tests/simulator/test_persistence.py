@@ -282,30 +282,18 @@ def test_cli_state_file_survives_kill_9_in_the_middle_of_writes(tmp_path: Path) 
 # ---- HTTPS
 
 
-def make_cert(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
-def test_https_mode_serves_the_api_and_job_locations_over_tls(tmp_path: Path) -> None:
-    cert, key = make_cert(tmp_path)
-    with run_simulator(tls_cert=cert, tls_key=key, job_seconds=0.01) as s:
-        assert s.url.startswith("https://127.0.0.1:")
-        sim = SimCtl(s.url, verify=str(cert))
-        r = sim.submit("POST", attach_path(sim))
-        assert r.json()["location"].startswith("https://")
-        assert sim.wait(r.json()["location"])[0] == 200
-        with pytest.raises(requests.exceptions.SSLError):
-            requests.put(f"{s.url}/zstack/v1/management-nodes/actions", json={"getVersion": {}}, timeout=5)
-        # a plain-HTTP client on the TLS port does not disturb the server
-        with pytest.raises(requests.ConnectionError):
-            requests.get(s.url.replace("https", "http") + "/zstack/v1/vm-instances", timeout=5)
-        assert sim.zstack("GET", "vm-instances")[0] == 200
+def test_https_mode_serves_the_api_and_job_locations_over_tls(tls_node, tls_ctl: SimCtl) -> None:
+    s, sim = tls_node[0], tls_ctl
+    assert s.url.startswith("https://127.0.0.1:")
+    r = sim.submit("POST", attach_path(sim))
+    assert r.json()["location"].startswith("https://")
+    assert sim.wait(r.json()["location"])[0] == 200
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.put(f"{s.url}/zstack/v1/management-nodes/actions", json={"getVersion": {}}, timeout=5)
+    # a plain-HTTP client on the TLS port does not disturb the server
+    with pytest.raises(requests.ConnectionError):
+        requests.get(s.url.replace("https", "http") + "/zstack/v1/vm-instances", timeout=5)
+    assert sim.zstack("GET", "vm-instances")[0] == 200
 
 
 def test_stopped_simulator_cuts_open_keep_alive_connections(tmp_path: Path) -> None:
