@@ -79,19 +79,16 @@ def test_resubmit_refused_as_a_duplicate_proves_the_first_submit_was_accepted(si
     assert 400 in statuses  # the second submit, with the same X-Job-UUID, was refused as a duplicate
 
 
-def test_attach_whose_job_record_expired_is_settled_by_reading_the_vm(sim, client):
+@pytest.mark.parametrize(
+    ("job", "method", "path", "attached"), [("attach", "POST", "/iso/", True), ("detach", "DELETE", "/iso", False)]
+)
+def test_a_job_whose_record_expired_is_settled_by_reading_the_vm(sim, client, job, method, path, attached):
     vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
-    sim.fault(method="POST", pathRegex="/iso/", action="expire_job")
-    vm = client.attach_iso(vm_uuid, iso)
-    assert vm.cdrom_with_iso(iso) is not None and len(holders(sim, vm_uuid, iso)) == 1
-
-
-def test_detach_whose_job_record_expired_is_settled_by_reading_the_vm(sim, client):
-    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
-    client.attach_iso(vm_uuid, iso)
-    sim.fault(method="DELETE", pathRegex="/iso", action="expire_job")
-    vm = client.detach_iso(vm_uuid, iso)
-    assert vm.cdrom_with_iso(iso) is None and len(holders(sim, vm_uuid, iso)) == 0
+    if job == "detach":
+        client.attach_iso(vm_uuid, iso)
+    sim.fault(method=method, pathRegex=path, action="expire_job")
+    vm = client.attach_iso(vm_uuid, iso) if job == "attach" else client.detach_iso(vm_uuid, iso)
+    assert (vm.cdrom_with_iso(iso) is not None) is attached and len(holders(sim, vm_uuid, iso)) == int(attached)
 
 
 def test_expired_job_that_did_not_take_effect_is_reported_as_job_lost(sim, client):

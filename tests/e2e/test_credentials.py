@@ -95,33 +95,42 @@ def test_no_credentials_fails_with_the_providers_message_and_writes_nothing(proj
     assert writes(sim) == []
 
 
-def test_a_wrong_password_fails_with_zstacks_code_and_the_hint(project: Project):
+@pytest.mark.parametrize(
+    ("key", "value", "secret", "said", "unsaid"),
+    [
+        pytest.param(
+            "zstack:accountPassword",
+            "not-the-password",
+            True,
+            ["ID.1000", "check zstack:accountName / zstack:accountPassword"],
+            ["not-the-password"],
+            id="wrong-password",  # ZStack's code and the hint, never the password
+        ),
+        pytest.param(
+            "zstack:endpoint",
+            "http://127.0.0.1:9",  # discard: nothing listens
+            False,
+            ["http://127.0.0.1:9", "CLIENT.UNREACHABLE"],
+            [],
+            id="unreachable-endpoint",  # the endpoint named
+        ),
+    ],
+)
+def test_a_wrong_setting_fails_with_the_providers_message_and_writes_nothing(
+    project: Project, key: str, value: str, secret: bool, said: list[str], unsaid: list[str]
+):
     sim = project.sim
-    project.config("zstack:accountPassword", "not-the-password", secret=True)
+    project.config(key, value, secret=secret)
     project.declare({"a": {"vm_uuid": sim.vm("web-1"), "iso_uuid": sim.image("rescue.iso")}})
     sim.clear_journal()
 
     up = project.up(check=False)
 
     assert up.code != 0
-    assert "ID.1000" in up.output
-    assert "check zstack:accountName / zstack:accountPassword" in up.output
-    assert "not-the-password" not in up.output
+    assert [text for text in said if text not in up.output] == []
+    assert [text for text in unsaid if text in up.output] == []
     assert project.resources() == {}
     assert writes(sim) == []
-
-
-def test_an_unreachable_endpoint_fails_with_the_endpoint_named(project: Project):
-    sim = project.sim
-    project.config("zstack:endpoint", "http://127.0.0.1:9")  # discard: nothing listens
-    project.declare({"a": {"vm_uuid": sim.vm("web-1"), "iso_uuid": sim.image("rescue.iso")}})
-
-    up = project.up(check=False)
-
-    assert up.code != 0
-    assert "http://127.0.0.1:9" in up.output
-    assert "CLIENT.UNREACHABLE" in up.output
-    assert project.resources() == {}
 
 
 def test_an_untrusted_certificate_is_refused_with_the_tls_hint(tmp_path: Path, cli: str, tls_node, tls_ctl: SimCtl):

@@ -207,16 +207,18 @@ def test_attach_to_paused_vm_is_allowed(sim: SimCtl) -> None:
 # ---- §5.2 steps 5, 6 and 10
 
 
-def test_attach_to_vm_without_cdrom_fails_all_cdroms_mounted(sim: SimCtl) -> None:
-    err = error_of(attach(sim, "legacy-1", RESCUE))
+@pytest.mark.parametrize(
+    ("vm", "attached"),
+    [pytest.param("legacy-1", [], id="no-cdrom"), pytest.param("web-2", [UBUNTU], id="every-cdrom-full")],
+)
+def test_attach_to_vm_without_an_empty_cdrom_fails_sys1006_all_cdroms_mounted(
+    sim: SimCtl, vm: str, attached: list[str]
+) -> None:
+    for iso in attached:
+        attach(sim, vm, iso)
+    err = error_of(attach(sim, vm, RESCUE))
     assert err["code"] == "SYS.1006"
-    assert err["details"] == f"All vm[uuid:{sim.vm('legacy-1')}] CD-ROMs have mounted ISO"
-
-
-def test_attach_when_every_cdrom_is_full_fails_sys1006(sim: SimCtl) -> None:
-    attach(sim, "web-2", UBUNTU)
-    err = error_of(attach(sim, "web-2", RESCUE))
-    assert err["details"] == f"All vm[uuid:{sim.vm('web-2')}] CD-ROMs have mounted ISO"
+    assert err["details"] == f"All vm[uuid:{sim.vm(vm)}] CD-ROMs have mounted ISO"
 
 
 def _seed_with(**changes) -> dict:

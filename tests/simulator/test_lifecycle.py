@@ -54,8 +54,15 @@ def test_reboot_returns_to_running(sim: SimCtl) -> None:
     assert status == 200 and body["inventory"]["state"] == "Running"
 
 
-def test_reboot_of_stopped_vm_fails_vm1010(sim: SimCtl) -> None:
-    status, body = action(sim, "db-1", {"rebootVmInstance": {}})
+@pytest.mark.parametrize(
+    ("vm", "api"),
+    [
+        pytest.param("db-1", "rebootVmInstance", id="reboot-stopped"),
+        pytest.param("web-1", "expungeVmInstance", id="expunge-running"),
+    ],
+)
+def test_an_action_the_vm_state_does_not_allow_fails_vm1010(sim: SimCtl, vm: str, api: str) -> None:
+    status, body = action(sim, vm, {api: {}})
     assert status == 503 and body["error"]["cause"]["code"] == "VM.1010"
 
 
@@ -80,11 +87,6 @@ def test_expunge_removes_the_vm_and_its_cdroms(sim: SimCtl) -> None:
     assert sim.cdroms(vm) == []
     status, body = sim.zstack("GET", f"vm-instances/{vm}")
     assert status == 200 and body["inventories"] == []
-
-
-def test_expunge_of_running_vm_fails_vm1010(sim: SimCtl) -> None:
-    status, body = action(sim, "web-1", {"expungeVmInstance": {}})
-    assert status == 503 and body["error"]["cause"]["code"] == "VM.1010"
 
 
 def test_operations_on_one_vm_run_one_at_a_time_in_arrival_order(sim: SimCtl) -> None:
