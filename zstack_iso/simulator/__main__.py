@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from .process import SimulatorProcess, SimulatorStartError
 from .seed import SeedError
@@ -52,6 +53,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """`run_simulator`'s arguments from the command line's."""
+    return {
+        "host": args.host,
+        "port": args.port,
+        "seed": args.seed,
+        "state_file": args.state,
+        "job_seconds": args.job_seconds,
+        "latency_ms": args.latency_ms,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "session_timeout_seconds": args.session_timeout,
+        "log_requests": not args.quiet,
+        "strict_attach": args.strict_attach,
+    }
+
+
 def _running(pid_file: str | None) -> int | None:
     """The pid in pid_file if that process is alive."""
     try:
@@ -70,22 +88,7 @@ def _running(pid_file: str | None) -> int | None:
 
 
 def _background(args: argparse.Namespace) -> int:
-    process = SimulatorProcess(
-        args.host,
-        args.port,
-        args.seed,
-        args.state,
-        args.job_seconds,
-        args.latency_ms,
-        args.tls_cert,
-        args.tls_key,
-        session_timeout_seconds=args.session_timeout,
-        log_requests=not args.quiet,
-        strict_attach=args.strict_attach,
-        pid_file=args.pid_file,
-        log_file=args.log_file,
-        detach=True,
-    )
+    process = SimulatorProcess(**_settings(args), pid_file=args.pid_file, log_file=args.log_file, detach=True)
     try:
         process.start()
     except SimulatorStartError as exc:
@@ -112,19 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.background:
         return _background(args)
     try:
-        sim = Simulator(
-            args.host,
-            args.port,
-            args.seed,
-            args.state,
-            args.job_seconds,
-            args.latency_ms,
-            args.tls_cert,
-            args.tls_key,
-            session_timeout_seconds=args.session_timeout,
-            log_requests=not args.quiet,
-            strict_attach=args.strict_attach,
-        )
+        sim = Simulator(**_settings(args))
     except (SeedError, OSError, ValueError) as exc:
         print(f"cannot start the ZStack simulator: {exc}", file=sys.stderr)
         return 1
