@@ -166,9 +166,12 @@ def test_read_without_properties_fails_like_pulumi_import(host: ProviderHost) ->
 
 
 def test_call_timeout_raises_deadline_exceeded(host: ProviderHost) -> None:
+    mark = host.mark()
     with pytest.raises(ProviderError) as caught:
         host.create({"name": "slow", "sleep": 1.0}, timeout=0.2)
     assert caught.value.code.name == "DEADLINE_EXCEEDED"
+    # The host runs the call to its end: wait for it, or the module's next tests see one more create in flight.
+    host.wait_for_stderr("toy: created att-slow", since=mark)
 
 
 def test_provider_log_lines_are_captured_from_stderr(host: ProviderHost) -> None:
