@@ -52,17 +52,9 @@ bench: venv
 sim: venv  ## run the simulator in the foreground
 	$(PY) -m zstack_iso.simulator --port $(SIM_PORT) --state .sim/state.json
 
-sim-start: venv
-	@mkdir -p .sim
-	@if [ -f .sim/pid ] && kill -0 "$$(cat .sim/pid)" 2>/dev/null; then \
-	  echo "simulator already running on $(SIM_URL) (pid $$(cat .sim/pid))"; \
-	else \
-	  nohup $(PY) -m zstack_iso.simulator --port $(SIM_PORT) --state .sim/state.json >.sim/stdout 2>.sim/log & \
-	  echo $$! > .sim/pid; \
-	  for i in $$(seq 50); do grep -q listening .sim/stdout 2>/dev/null && break; sleep 0.1; done; \
-	  grep -q listening .sim/stdout || { cat .sim/log; echo "the simulator did not start (see .sim/log)"; exit 1; }; \
-	  head -n 1 .sim/stdout; \
-	fi
+sim-start: venv  ## the simulator in the background: .sim/pid, .sim/log; started once
+	@$(PY) -m zstack_iso.simulator --port $(SIM_PORT) --state .sim/state.json --background \
+	  --pid-file .sim/pid --log-file .sim/log
 
 sim-stop:
 	@if [ -f .sim/pid ]; then kill "$$(cat .sim/pid)" 2>/dev/null || true; rm -f .sim/pid; echo "simulator stopped"; fi

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from bench import bench_attach, bench_cli, bench_cold_start, bench_logins, bench_preview, bench_throughput
-from bench.harness import ROOT, Suite, build_fleet, log, machine, render, simulator
+from bench.harness import Suite, build_fleet, log, machine, render, simulator
+from devkit import PROJECT_ROOT
 
 # Order matters: cold_start reports the peak memory that throughput records.
 BENCHMARKS: dict[str, tuple[Callable[[Suite], None], int]] = {
@@ -32,10 +33,10 @@ BENCHMARKS: dict[str, tuple[Callable[[Suite], None], int]] = {
 def _revision() -> str:
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "zstack_iso"], cwd=ROOT, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--", "zstack_iso"], cwd=PROJECT_ROOT, capture_output=True, text=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown revision"

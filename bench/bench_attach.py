@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from bench.harness import TYPE, Row, Sim, Suite, log, median, ms, provider_host, standalone, timed, times, warm_up
-from tests.engine import ProviderHost
+from bench.harness import TYPE, Row, Suite, log, median, ms, provider_host, standalone, timed, times, warm_up
+from devkit import ProviderHost, SimCtl
 
 JOBS = (0.05, 0.3, 1.0)
 FIXED: tuple[tuple[str, float], ...] = (("fixed 1 s", 1.0), ("fixed 2 s", 2.0))
@@ -46,7 +46,7 @@ class _Figures:
     overheads: dict[str, list[float]] = field(default_factory=dict)
     requests: dict[str, list[int]] = field(default_factory=dict)
 
-    def measure(self, sim: Sim, case: str, host: ProviderHost, vm: str, iso: str, cleaner: ProviderHost) -> None:
+    def measure(self, sim: SimCtl, case: str, host: ProviderHost, vm: str, iso: str, cleaner: ProviderHost) -> None:
         """One timed Create at this job's duration, its requests counted, then its untimed Delete by `cleaner`."""
         sim.config(jobSeconds=self.job)
         sim.clear_journal()
@@ -101,7 +101,7 @@ def run(suite: Suite, jobs: Sequence[float] = JOBS) -> None:
                     )
 
 
-def _teach(host: ProviderHost, sim: Sim, job: float, vm: str, isos: Sequence[str]) -> None:
+def _teach(host: ProviderHost, sim: SimCtl, job: float, vm: str, isos: Sequence[str]) -> None:
     """LEARNING_JOBS - 1 untimed Creates at this job's duration (the first job was the first of them)."""
     assert len(isos) >= LEARNING_JOBS - 1
     for iso in isos[: LEARNING_JOBS - 1]:

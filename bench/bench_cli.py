@@ -14,8 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.harness import ROOT, Row, Suite, log, median, secs, standalone, timed, times
-from tests.e2e.conftest import find_cli, project_env
+from bench.harness import Row, Suite, log, median, secs, standalone, timed, times
+from devkit import VENV, find_cli, project_env
 
 VMS = 16
 JOB = 0.3
@@ -53,7 +53,7 @@ class CliProject:
         (folder / ".state").mkdir(parents=True)
         (folder / "Pulumi.yaml").write_text(
             "name: zstack-iso-bench\nruntime:\n  name: python\n  options:\n"
-            f"    toolchain: pip\n    virtualenv: {ROOT / '.venv'}\n"
+            f"    toolchain: pip\n    virtualenv: {VENV}\n"
         )
         (folder / "__main__.py").write_text(program)
         self.env = project_env(folder)  # the e2e tier's: file backend and home in the folder, no network

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from zstack_iso.client import ZStackClient  # noqa: E402
-from zstack_iso.simulator import run_simulator  # noqa: E402
+from zstack_iso.client import ZStackClient
+from zstack_iso.simulator import run_simulator
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from bench.harness import ROOT, TYPE, Row, Suite, log, median, ms, provider_host, standalone, timed, times
+from bench.harness import TYPE, Row, Suite, log, median, ms, provider_host, standalone, timed, times
+from devkit import PROJECT_ROOT
 
 JOB = 0.3
 SDK_IMPORTS = "import grpc, dill, pulumi.dynamic, pulumi.runtime.proto.provider_pb2_grpc"
@@ -22,7 +23,7 @@ PROVIDER_IMPORTS = SDK_IMPORTS + "; import zstack_iso.provider"
 def _interpreter(code: str) -> float:
     """Spawn to imports done; os._exit skips the interpreter's teardown, which a host never reaches."""
     command = [sys.executable, "-c", code + "; import os; os._exit(0)"]
-    wall, _ = timed(lambda: subprocess.run(command, cwd=ROOT, check=True))
+    wall, _ = timed(lambda: subprocess.run(command, cwd=PROJECT_ROOT, check=True))
     return wall
 
 

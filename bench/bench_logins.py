@@ -9,7 +9,7 @@ log in. The journal's `logins` counter is the figure; target exactly 1.
 from __future__ import annotations
 
 from bench.harness import TYPE, Row, Suite, log, provider_host, standalone, timed
-from tests.engine import run_concurrently
+from devkit import run_concurrently
 
 LIVES = 25  # 4 operations each
 RUNS = 3  # a count, not a timing: three fresh hosts are enough to catch a login race

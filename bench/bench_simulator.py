@@ -3,8 +3,8 @@ connections held open and served.
 
     .venv/bin/python bench/bench_simulator.py [--seconds 2] [--runs 5] [--connections 200]
 
-The simulator runs in its own process (`python -m zstack_iso.simulator --port 0 --quiet`), as a user runs it, so
-the client does not share its interpreter. Prints the median and spread of each figure.
+The simulator runs in its own process (`run_simulator(process=True)`: `python -m zstack_iso.simulator`), as a
+user runs it, so the client does not share its interpreter. Prints the median and spread of each figure.
 """
 
 from __future__ import annotations
@@ -17,30 +17,12 @@ import os
 import platform
 import socket
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def start_simulator() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "zstack_iso.simulator", "--port", "0", "--quiet", "--job-seconds", "0.05"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    line = proc.stdout.readline().strip()
-    if not line.startswith("ZStack simulator listening on "):
-        proc.kill()
-        raise SystemExit(f"simulator did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[1]
+from zstack_iso.simulator import run_simulator
 
 
 def login(url: str) -> tuple[str, str]:
@@ -136,8 +118,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--connections", type=int, default=200)
     args = parser.parse_args()
-    proc, url = start_simulator()
-    try:
+    with run_simulator(port=0, job_seconds=0.05, process=True) as simulator:
+        url = simulator.url
         session, vm = login(url)
         print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
         print(f"simulator: {url} (separate process), query: GET /zstack/v1/vm-instances/{{uuid}}\n")
@@ -156,9 +138,6 @@ def main() -> None:
         )
         journal = requests.get(f"{url}/_simulator/journal", timeout=5).json()["counters"]
         print(f"\njournal counters: {json.dumps(journal)}")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """What every benchmark shares: a simulator with a fleet of VMs, its control API, provider hosts, and the table.
 
-The simulator runs as its own process by default (`python -m zstack_iso.simulator`), so that the benchmark's
+The simulator runs as its own process by default (`run_simulator(process=True)`), so that the benchmark's
 many client threads do not share an interpreter lock with the node they measure; `--simulator inprocess`
-uses `run_simulator(seed=dict)` instead. Job duration and latency are set through the control API, and
+runs it in a thread of the benchmark's process instead. Job duration and latency are set through the control API, and
 requests and logins are counted from its journal.
 """
 
@@ -15,27 +15,20 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # `python bench/bench_x.py` from a checkout
-
-from tests.engine import PROVIDER_KEY, ProviderHost  # noqa: E402
-from zstack_iso.provider import IsoAttachmentProvider  # noqa: E402
-from zstack_iso.simulator import DEFAULT_SEED_PATH, run_simulator  # noqa: E402
+from devkit import PROVIDER_KEY, ProviderHost, SimCtl
+from zstack_iso.provider import IsoAttachmentProvider
+from zstack_iso.simulator import DEFAULT_SEED_PATH, run_simulator
 
 # The three ISOs of the default seed that ZStack accepts (Enabled, Ready).
 USABLE_ISOS = ("ubuntu-22.04-server.iso", "virtio-win-0.1.240.iso", "rescue.iso")
@@ -116,73 +109,15 @@ def build_fleet(empty_vms: int = EMPTY_VMS, full_vms: int = FULL_VMS, spare_isos
 # ------------------------------------------------------------------------------------------ the simulator
 
 
-class Sim:
-    """The simulator's control API (/_simulator, shared/simulator-contract)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._http = requests.Session()
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        resp = self._http.request(method, f"{self.url}/_simulator/{path}", timeout=30, **kwargs)
-        resp.raise_for_status()
-        return resp.json() if resp.content else {}
-
-    def config(self, **values: float) -> None:
-        """PUT /_simulator/config, e.g. config(jobSeconds=0.3, latencyMs=0)."""
-        self._call("PUT", "config", json=values)
-
-    def reset(self) -> None:
-        """Back to the seed; also clears the journal, the config and every session."""
-        self._call("POST", "reset")
-
-    def clear_journal(self) -> None:
-        self._call("DELETE", "journal")
-
-    def journal(self) -> dict[str, Any]:
-        return self._call("GET", "journal")
-
-    def counters(self) -> dict[str, int]:
-        """{"requests", "logins", "jobs"} since the journal was last cleared."""
-        return self.journal()["counters"]
-
-    def close(self) -> None:
-        self._http.close()
-
-
 @contextlib.contextmanager
-def simulator(seed: dict[str, Any], mode: str = "subprocess") -> Iterator[Sim]:
-    """A simulator loaded with `seed`: its own process (default) or in this one."""
-    if mode == "inprocess":
-        with run_simulator(port=0, seed=seed, job_seconds=0.3) as running:
-            sim = Sim(running.url)
-            try:
-                yield sim
-            finally:
-                sim.close()
-        return
-    with tempfile.TemporaryDirectory(prefix="zstack-iso-bench-") as tmp:
-        seed_file = Path(tmp) / "seed.json"
-        seed_file.write_text(json.dumps(seed))
-        command = [sys.executable, "-m", "zstack_iso.simulator", "--port", "0", "--quiet", "--seed", str(seed_file)]
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+def simulator(seed: dict[str, Any], mode: str = "subprocess") -> Iterator[SimCtl]:
+    """A simulator loaded with `seed`: its own process (default), or in this one (`inprocess`)."""
+    with run_simulator(seed=seed, job_seconds=0.3, process=mode == "subprocess") as running:
+        sim = SimCtl(running.url, timeout=30)
         try:
-            assert process.stdout is not None
-            first = process.stdout.readline().strip()  # "ZStack simulator listening on http://HOST:PORT"
-            if "listening on " not in first:
-                raise RuntimeError(f"the simulator did not start: {first!r}")
-            sim = Sim(first.rsplit(" ", 1)[-1])
-            try:
-                yield sim
-            finally:
-                sim.close()
+            yield sim
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            sim.close()
 
 
 # --------------------------------------------------------------------------------------------- the hosts
@@ -205,7 +140,7 @@ def provider_host(url: str, *, poll_interval: float | None = None, max_concurren
     )
 
 
-def warm_up(host: ProviderHost, sim: Sim, vm: str, iso: str) -> None:
+def warm_up(host: ProviderHost, sim: SimCtl, vm: str, iso: str) -> None:
     """Load the provider and log in: one Create and Delete that no benchmark times."""
     sim.config(jobSeconds=0.0)
     id_, outputs = host.create({"vm_uuid": vm, "iso_uuid": iso}, name="warm-up", type_=TYPE)
@@ -294,7 +229,7 @@ class Row:
 class Suite:
     """What a benchmark gets: the simulator, the fleet, the number of runs, and its rows."""
 
-    sim: Sim
+    sim: SimCtl
     fleet: Fleet
     runs: int
     rows: list[Row] = field(default_factory=list)

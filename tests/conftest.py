@@ -1,23 +1,32 @@
-"""Shared fixtures: one in-process simulator per test session (per xdist worker), reset for every test."""
+"""Shared fixtures: one in-process simulator per test session (per xdist worker), reset for every test; the
+provider host and engine stand-in on it; and the module-scoped simulators some tests need (more VMs, canary
+credentials, HTTPS)."""
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the repo root, when the package is not installed
+from devkit import Engine, ProviderHost, SimCtl
+from tests.support import TYPE, canary_seed, make_certificate, provider_host
+from zstack_iso.client import forget_shared_sessions
+from zstack_iso.simulator import Simulator, run_simulator
 
-from tests.engine import Engine, ProviderHost  # noqa: E402
-from tests.simctl import SimCtl  # noqa: E402
-from tests.support import TYPE, host_config  # noqa: E402
-from zstack_iso.client import forget_shared_sessions  # noqa: E402
-from zstack_iso.provider import IsoAttachmentProvider  # noqa: E402
-from zstack_iso.simulator import Simulator, run_simulator  # noqa: E402
+
+@contextlib.contextmanager
+def _reset(url: str, **kwargs: Any) -> Iterator[SimCtl]:
+    """A SimCtl of the simulator at url, reset to its seed, closed afterwards."""
+    ctl = SimCtl(url, **kwargs)
+    ctl.reset()
+    try:
+        yield ctl
+    finally:
+        ctl.close()
 
 
 @pytest.fixture(scope="session")
@@ -30,35 +39,64 @@ def simulator() -> Iterator[Simulator]:
 @pytest.fixture
 def sim(simulator: Simulator) -> Iterator[SimCtl]:
     """The session's simulator, reset to the default inventory, with 0.02 s jobs."""
-    ctl = SimCtl(simulator.url)
-    ctl.reset()
-    # The reset ended the node's sessions; clients made from now on log in afresh, as in a new process.
-    forget_shared_sessions()
-    ctl.config(jobSeconds=0.02)
-    yield ctl
-    ctl.close()
+    with _reset(simulator.url) as ctl:
+        # The reset ended the node's sessions; clients made from now on log in afresh, as in a new process.
+        forget_shared_sessions()
+        ctl.config(jobSeconds=0.02)
+        yield ctl
 
 
 @pytest.fixture
 def farm(farm_node: Simulator) -> Iterator[SimCtl]:
     """A module's own simulator (its `farm_node` fixture, e.g. with more VMs), reset for every test."""
-    ctl = SimCtl(farm_node.url)
-    ctl.reset()
-    yield ctl
-    ctl.close()
+    with _reset(farm_node.url) as ctl:
+        yield ctl
 
 
 @pytest.fixture(scope="module")
-def host(simulator: Simulator) -> Iterator[ProviderHost]:
-    """The SDK's provider host for the session's simulator, as admin, for a whole module (modules that need
-    other settings define their own `host`)."""
-    with ProviderHost(
-        IsoAttachmentProvider(), config=host_config(simulator.url), secret_keys=["zstack:accountPassword"]
-    ) as provider_host:
-        yield provider_host
+def host(request: pytest.FixtureRequest, simulator: Simulator) -> Iterator[ProviderHost]:
+    """The SDK's provider host for the session's simulator, as admin, for a whole module. A module's
+    HOST_SETTINGS (zstack: keys without the prefix, e.g. {"jobTimeout": "2"}) are added to its config."""
+    with provider_host(simulator.url, **getattr(request.module, "HOST_SETTINGS", {})) as provider_host_:
+        yield provider_host_
 
 
 @pytest.fixture
 def engine(host: ProviderHost, sim: SimCtl) -> Engine:
     """The engine stand-in on the module's host, with an empty stack."""
     return Engine(host, type_=TYPE)
+
+
+@pytest.fixture(scope="module")
+def canary_node() -> Iterator[Simulator]:
+    """A module's own simulator whose admin password and AccessKey secret are canaries (tests.support)."""
+    with run_simulator(port=0, seed=canary_seed(), job_seconds=0.02) as node:
+        yield node
+
+
+@pytest.fixture
+def canary_ctl(canary_node: Simulator) -> Iterator[SimCtl]:
+    """The canary simulator, reset for every test."""
+    with _reset(canary_node.url) as ctl:
+        yield ctl
+
+
+@pytest.fixture(scope="module")
+def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Simulator, Path, Path]]:
+    """A module's own simulator serving HTTPS with a self-signed certificate for 127.0.0.1: (the node, its
+    certificate, another CA's certificate that did not sign it)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = make_certificate(folder, "zstack-node")
+    stranger, _ = make_certificate(folder, "another-ca")
+    with run_simulator(host="127.0.0.1", port=0, job_seconds=0.02, tls_cert=cert, tls_key=key) as node:
+        yield node, cert, stranger
+
+
+@pytest.fixture
+def tls_ctl(tls_node: tuple[Simulator, Path, Path]) -> Iterator[SimCtl]:
+    """The HTTPS simulator, reset for every test, trusting its certificate."""
+    node, cert, _ = tls_node
+    with _reset(node.url, verify=str(cert)) as ctl:
+        yield ctl

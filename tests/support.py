@@ -1,6 +1,6 @@
 """Shared test helpers: the provider host and engine for the simulator, and what the node holds.
 
-The reliability campaign (tests/test_reliability_*.py) uses all of it: every campaign test drives the
+The reliability campaign (tests/reliability/) uses all of it: every campaign test drives the
 provider through the SDK's own provider host (`python -m pulumi.dynamic`) and judges the outcome by what a
 user would see: the node's CD-ROMs, the simulator's journal (jobs accepted, logins), the engine's state after
 a refresh, and the message of a failure.
@@ -11,12 +11,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import subprocess
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from tests.engine import Engine, ProviderHost
-from tests.simctl import SimCtl
+from devkit import Engine, ProviderHost, SimCtl
 from zstack_iso.provider import IsoAttachmentProvider
 from zstack_iso.simulator import DEFAULT_SEED_PATH
 
@@ -169,3 +170,18 @@ def named(kind: str, uuid: str, name: str) -> str:
 def slot(cdrom_uuid: str, device_id: int) -> str:
     """How the provider's messages name a CD-ROM: `CD-ROM b7c281d2… (device 0)`."""
     return f"CD-ROM {cdrom_uuid[:8]}… (device {device_id})"
+
+
+# -- TLS -------------------------------------------------------------------------------------------------------
+
+
+def make_certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 named `name`, and its key (openssl CLI; the cryptography package
+    is not installed)."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key

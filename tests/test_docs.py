@@ -1,5 +1,7 @@
 """The documentation holds together: every `§N.M` that code or docs cite is a section of docs/zstack-api.md,
-and every relative link in the Markdown pages reaches a file (and, for `page.md#anchor`, a heading)."""
+every relative link in the Markdown pages reaches a file (and, for `page.md#anchor`, a heading), every page
+the code names (`docs/page.md#anchor`) is in the repository, and every file of the repository a page names
+(`tests/provider/test_secrets.py`, `tests/reliability/`) still exists."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 API_NOTES = ROOT / "docs" / "zstack-api.md"
-CODE_DIRS = ("zstack_iso", "tests", "bench", "tools")
+CODE_DIRS = ("zstack_iso", "devkit", "tests", "bench", "tools")
 PAGES = sorted([ROOT / "README.md", ROOT / "CHANGELOG.md", *(ROOT / "docs").glob("*.md")])
 
 CITATION = re.compile(r"§(\d+(?:\.\d+)*)")
@@ -19,6 +21,10 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 SECTION_HEADING = re.compile(r"^#{1,6}\s+§(\d+(?:\.\d+)*)\s")
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
+# A Markdown page named in code: `docs/zstack-api.md`, `docs/engine-stand-in.md#what-the-engine-sends`.
+PAGE_IN_CODE = re.compile(r"(?<![\w./-])((?:[\w-]+/)*[\w-]+\.md)(?:#([\w-]+))?(?![\w-])")
+# A file or folder of the repository named in a page, in backticks: `tests/provider/test_secrets.py`.
+REPO_PATH = re.compile(r"`((?:zstack_iso|devkit|tests|bench|tools|docs)/[\w./*-]*)`")
 CODE_SPAN = re.compile(r"`+[^`]*`+")
 
 
@@ -92,6 +98,37 @@ def test_every_cited_section_is_in_the_zstack_api_notes():
         for number in _citations(text) - sections:
             missing.setdefault(f"§{number}", []).append(str(path.relative_to(ROOT)))
     assert not missing, f"cited but not a section heading of docs/zstack-api.md: {missing}"
+
+
+def test_every_page_the_code_names_is_in_the_repository():
+    missing = []
+    for path in _text_files():
+        if path.suffix == ".md" or path == Path(__file__).resolve():  # this file names documents as examples
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        for page, anchor in PAGE_IN_CODE.findall(text):
+            dest = ROOT / page
+            where = f"{path.relative_to(ROOT)}: {page}{'#' + anchor if anchor else ''}"
+            if not dest.exists():
+                missing.append(f"{where} (no such file in the repository)")
+            elif anchor and anchor not in _anchors(dest):
+                missing.append(f"{where} (no such heading)")
+    assert not missing, "pages named in code:\n" + "\n".join(missing)
+
+
+def test_every_file_a_page_names_exists():
+    missing = []
+    for page in PAGES:
+        if not page.exists() or page.name == "CHANGELOG.md":  # history names files as they were
+            continue
+        for line in page.read_text().splitlines():
+            for name in REPO_PATH.findall(line):
+                if not any(ROOT.glob(name.rstrip("/"))):
+                    missing.append(f"{page.relative_to(ROOT)}: {name}")
+    assert not missing, "files named in the pages but not in the repository:\n" + "\n".join(missing)
 
 
 def test_another_documents_sections_are_not_taken_for_ours():

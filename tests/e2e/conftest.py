@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import textwrap
 from collections.abc import Iterator, Mapping
@@ -25,40 +23,12 @@ from typing import Any
 import pytest
 from pulumi import automation as auto
 
-from tests.simctl import SimCtl
+from devkit import VENV, SimCtl, find_cli, project_env
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV = ROOT / ".venv"
 STACK = "e2e"
-PASSPHRASE = "zstack-iso-e2e"
-# The oldest CLI allowed to run the SDK that pyproject.toml pins (tools/pulumi/install uses the same rule).
-MINIMUM_CLI = (3, 272, 0)
 PROJECT_NAME = "zstack-iso-e2e"
 # A program's header: the package under test, found through the project's virtualenv.
 HEADER = "import pulumi\nfrom zstack_iso import IsoAttachment\n\n"
-
-
-def _version(cli: str) -> tuple[int, ...] | None:
-    try:
-        out = subprocess.run([cli, "version"], capture_output=True, text=True, timeout=60, check=False).stdout
-    except OSError:
-        return None
-    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", out.strip())
-    return tuple(int(part) for part in match.groups()) if match else None
-
-
-def find_cli() -> tuple[str | None, str]:
-    """(path of the CLI to use, or None; why not, when None)."""
-    recorded = ROOT / ".tools" / "pulumi-path"
-    if recorded.exists():
-        path = recorded.read_text().strip()
-        if os.access(path, os.X_OK):
-            return path, ""
-    found = shutil.which("pulumi")
-    if found and (_version(found) or (0,)) >= MINIMUM_CLI:
-        return found, ""
-    why = "no Pulumi CLI: run `make pulumi-cli` (builds it from Go modules) or install v3.272.0 or newer"
-    return None, why
 
 
 @pytest.fixture(scope="session")
@@ -175,22 +145,6 @@ class Project:
             pulumi_command=auto.PulumiCommand(root=str(Path(self.cli).parent.parent)),
         )
         return auto.Stack.select(STACK, workspace)
-
-
-def project_env(directory: Path) -> dict[str, str]:
-    """The CLI's environment: local backend and home in the project, and nothing that reaches the network."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "ZSTACK_"))}
-    env.update(
-        PULUMI_HOME=str(directory / ".pulumi-home"),
-        PULUMI_BACKEND_URL=f"file://{directory / '.state'}",
-        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
-        PULUMI_SKIP_UPDATE_CHECK="true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
-        # No colour codes and no progress animation in what the tests read.
-        NO_COLOR="1",
-        PULUMI_SUPPRESS_COPILOT_LINK="true",
-    )
-    return env
 
 
 def make_project(directory: Path, cli: str, sim: SimCtl, *, credentials: bool = True) -> Project:

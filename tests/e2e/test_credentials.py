@@ -4,7 +4,6 @@ backend's files or the CLI's most verbose output; mistakes fail with the provide
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,28 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from devkit import SimCtl
 from tests.e2e.conftest import Project, attach_jobs, make_project
-from tests.simctl import SimCtl
-from tests.support import CANARY_KEY_SECRET, CANARY_PASSWORD, canary_secrets, canary_seed, writes
-from tests.test_reliability_security import make_certificate
-from zstack_iso.simulator import run_simulator
+from tests.support import CANARY_KEY_SECRET, CANARY_PASSWORD, canary_secrets, writes
 
 # The CLI at its most verbose: every engine and plugin log line, gRPC payloads included, on stderr.
 VERBOSE = ("--logtostderr", "--logflow", "-v=11", "--debug")
-
-
-@pytest.fixture(scope="module")
-def canary_node():
-    with run_simulator(port=0, seed=canary_seed(), job_seconds=0.02) as node:
-        yield node
-
-
-@pytest.fixture
-def canary_ctl(canary_node) -> Iterator[SimCtl]:
-    ctl = SimCtl(canary_node.url)
-    ctl.reset()
-    yield ctl
-    ctl.close()
 
 
 @contextmanager
@@ -112,56 +95,62 @@ def test_no_credentials_fails_with_the_providers_message_and_writes_nothing(proj
     assert writes(sim) == []
 
 
-def test_a_wrong_password_fails_with_zstacks_code_and_the_hint(project: Project):
+@pytest.mark.parametrize(
+    ("key", "value", "secret", "said", "unsaid"),
+    [
+        pytest.param(
+            "zstack:accountPassword",
+            "not-the-password",
+            True,
+            ["ID.1000", "check zstack:accountName / zstack:accountPassword"],
+            ["not-the-password"],
+            id="wrong-password",  # ZStack's code and the hint, never the password
+        ),
+        pytest.param(
+            "zstack:endpoint",
+            "http://127.0.0.1:9",  # discard: nothing listens
+            False,
+            ["http://127.0.0.1:9", "CLIENT.UNREACHABLE"],
+            [],
+            id="unreachable-endpoint",  # the endpoint named
+        ),
+    ],
+)
+def test_a_wrong_setting_fails_with_the_providers_message_and_writes_nothing(
+    project: Project, key: str, value: str, secret: bool, said: list[str], unsaid: list[str]
+):
     sim = project.sim
-    project.config("zstack:accountPassword", "not-the-password", secret=True)
+    project.config(key, value, secret=secret)
     project.declare({"a": {"vm_uuid": sim.vm("web-1"), "iso_uuid": sim.image("rescue.iso")}})
     sim.clear_journal()
 
     up = project.up(check=False)
 
     assert up.code != 0
-    assert "ID.1000" in up.output
-    assert "check zstack:accountName / zstack:accountPassword" in up.output
-    assert "not-the-password" not in up.output
+    assert [text for text in said if text not in up.output] == []
+    assert [text for text in unsaid if text in up.output] == []
     assert project.resources() == {}
     assert writes(sim) == []
 
 
-def test_an_unreachable_endpoint_fails_with_the_endpoint_named(project: Project):
-    sim = project.sim
-    project.config("zstack:endpoint", "http://127.0.0.1:9")  # discard: nothing listens
-    project.declare({"a": {"vm_uuid": sim.vm("web-1"), "iso_uuid": sim.image("rescue.iso")}})
+def test_an_untrusted_certificate_is_refused_with_the_tls_hint(tmp_path: Path, cli: str, tls_node, tls_ctl: SimCtl):
+    _, cert, _ = tls_node
+    ctl = tls_ctl
+    project = make_project(tmp_path / "project", cli, ctl)
+    project.declare({"a": {"vm_uuid": ctl.vm("web-1"), "iso_uuid": ctl.image("rescue.iso")}})
+    ctl.clear_journal()
 
     up = project.up(check=False)
 
     assert up.code != 0
-    assert "http://127.0.0.1:9" in up.output
-    assert "CLIENT.UNREACHABLE" in up.output
+    assert "CLIENT.TLS" in up.output
+    assert "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle" in up.output
     assert project.resources() == {}
+    assert writes(ctl) == []
 
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
-def test_an_untrusted_certificate_is_refused_with_the_tls_hint(tmp_path: Path, cli: str):
-    cert, key = make_certificate(tmp_path, "zstack-node")
-    with run_simulator(host="127.0.0.1", port=0, job_seconds=0.02, tls_cert=cert, tls_key=key) as node:
-        ctl = SimCtl(node.url, verify=str(cert))
-        project = make_project(tmp_path / "project", cli, ctl)
-        project.declare({"a": {"vm_uuid": ctl.vm("web-1"), "iso_uuid": ctl.image("rescue.iso")}})
-        ctl.clear_journal()
-
-        up = project.up(check=False)
-
-        assert up.code != 0
-        assert "CLIENT.TLS" in up.output
-        assert "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle" in up.output
-        assert project.resources() == {}
-        assert writes(ctl) == []
-
-        project.config("zstack:tlsVerify", str(cert))  # what the hint says to do
-        project.up()
-        assert attach_jobs(ctl) == [f"{ctl.vm('web-1')}/iso/{ctl.image('rescue.iso')}"]
-        ctl.close()
+    project.config("zstack:tlsVerify", str(cert))  # what the hint says to do
+    project.up()
+    assert attach_jobs(ctl) == [f"{ctl.vm('web-1')}/iso/{ctl.image('rescue.iso')}"]
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import re
 
-from tests.e2e.conftest import ROOT, Project, attach_jobs, detach_jobs
+from devkit import PROJECT_ROOT
+from tests.e2e.conftest import Project, attach_jobs, detach_jobs
 from tests.support import iso_slots, named, writes
 
-EXAMPLE = ROOT / "docs" / "examples" / "drift-preview.txt"
+EXAMPLE = PROJECT_ROOT / "docs" / "examples" / "drift-preview.txt"
 
 
 def _detach_by_hand(project: Project, vm: str, iso: str) -> None:
@@ -135,6 +136,6 @@ def test_a_vm_destroyed_by_hand_shows_in_a_plain_preview_and_refresh_drops_its_a
 
 
 def test_the_readme_quotes_a_real_preview_of_a_drifted_stack():
-    readme = (ROOT / "README.md").read_text()
+    readme = (PROJECT_ROOT / "README.md").read_text()
     quoted = EXAMPLE.read_text()
     assert quoted.strip() in readme, "README.md is out of date: run `make docs-examples`"

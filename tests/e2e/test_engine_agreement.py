@@ -1,4 +1,4 @@
-"""The engine stand-in (tests/engine.py) against the real engine, on the same scenario and the same node.
+"""The engine stand-in (devkit) against the real engine, on the same scenario and the same node.
 
 Every behaviour the provider- and reliability-level tests assert through `Engine` runs here once through the
 real CLI (driven by the Automation API, whose engine events name each step): step kinds, the order of the

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 
-from tests.e2e.conftest import ROOT, Project, attach_jobs, detach_jobs
+from devkit import PROJECT_ROOT
+from tests.e2e.conftest import Project, attach_jobs, detach_jobs
 from tests.support import iso_slots, requests_to, writes
 
 
 def test_preview_writes_nothing_and_up_attaches_what_the_example_program_declares(project: Project):
     sim = project.sim
-    shutil.copy(ROOT / "__main__.py", project.dir / "__main__.py")  # the example program, as shipped
+    shutil.copy(PROJECT_ROOT / "__main__.py", project.dir / "__main__.py")  # the example program, as shipped
     sim.clear_journal()
 
     preview = project.preview()

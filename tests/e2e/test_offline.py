@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import STACK, VENV, project_env
+from devkit import PROJECT_ROOT, VENV, project_env
+from tests.e2e.conftest import STACK
 
 PORT = 18080  # the namespace is private: any port is free
 
 SCRIPT = """
 set -e
 ip link set lo up
-{python} -m zstack_iso.simulator --port {port} --job-seconds 0.02 > sim.log 2>&1 &
-sim=$!
-trap 'kill $sim' EXIT
-for i in $(seq 100); do grep -q listening sim.log && break; sleep 0.1; done
+{python} -m zstack_iso.simulator --port {port} --job-seconds 0.02 --background --pid-file sim.pid --log-file sim.log
+trap 'kill $(cat sim.pid)' EXIT
 {cli} stack init {stack}
 {cli} config set zstack:endpoint http://127.0.0.1:{port}
 {cli} config set zstack:accountName admin
@@ -47,7 +46,7 @@ def test_a_stack_lives_and_dies_with_no_network_but_loopback(tmp_path: Path, cli
         f"name: zstack-iso-offline\nruntime:\n  name: python\n  options:\n    virtualenv: {VENV}\n"
     )
     # The example program's demo set, by name: the lookups reach the simulator in the namespace too.
-    shutil.copy(Path(__file__).resolve().parents[2] / "__main__.py", project / "__main__.py")
+    shutil.copy(PROJECT_ROOT / "__main__.py", project / "__main__.py")
     script = SCRIPT.format(python=sys.executable, port=PORT, cli=cli, stack=STACK)
 
     run = subprocess.run(

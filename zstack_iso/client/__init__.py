@@ -1,4 +1,4 @@
-"""The ZStack REST client (shared/zstack-api.md): one ``ZStackClient`` per process, shared by all its threads.
+"""The ZStack REST client (docs/zstack-api.md): one ``ZStackClient`` per process, shared by all its threads.
 
 The facade over four parts, each in its own module, from the wire up:
 

@@ -3,7 +3,7 @@
 Each concern has its module: inventory.py (tables and lookups, records.py for the record classes), sessions.py
 (identity), jobs.py (jobs, VM queues, timers), queries.py, isos.py / cdroms.py / images.py / vms.py (the rules of
 each API, in the order the real node runs them, each with its error code beside it and a citation of
-shared/zstack-api.md), persistence.py (the state file), errors.py (the error codes). The wire layer
+docs/zstack-api.md), persistence.py (the state file), errors.py (the error codes). The wire layer
 (responses.py) parses a request, calls one method of one part and renders what it returns or the ApiError it
 raises.
 """

@@ -17,16 +17,16 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import unquote_plus, urlsplit
 
 from .control import ControlApi, Journal
 from .faults import FaultRegistry
 from .models import ZStackNode
+from .process import SimulatorProcess
 from .responses import Reply, Request, ZStackResponses
 from .seed import load_seed_file, normalize_seed
 
@@ -313,7 +313,12 @@ class Simulator:
         self.stop()
 
 
-@contextlib.contextmanager
+@overload
+def run_simulator(*args: Any, process: Literal[False] = False, **kwargs: Any) -> Simulator: ...
+@overload
+def run_simulator(*args: Any, process: Literal[True], **kwargs: Any) -> SimulatorProcess: ...
+
+
 def run_simulator(
     host: str = "127.0.0.1",
     port: int = 0,
@@ -323,16 +328,20 @@ def run_simulator(
     latency_ms: float = 0.0,
     tls_cert: str | Path | None = None,
     tls_key: str | Path | None = None,
+    *,
+    process: bool = False,
     **kwargs: Any,
-) -> Iterator[Simulator]:
-    """Start a simulator in this process (port 0: a free port) and stop it on exit.
+) -> Simulator | SimulatorProcess:
+    """A simulator (port 0: a free one), to use in a `with` block: it starts on entry and stops on exit.
 
-    `seed` is a seed file path or a seed document (dict); None is the default inventory.
-    Extra keyword arguments: session_timeout_seconds, log_requests, strict_attach.
+    `seed` is a seed file path or a seed document (dict); None is the default inventory. Extra keyword
+    arguments: session_timeout_seconds, log_requests, strict_attach.
+
+    By default it serves from a thread of this process, and `node` is its domain model. With `process=True` it
+    is `python -m zstack_iso.simulator` in a process of its own (a `SimulatorProcess`: `url`, `pid`, `kill()`,
+    no `node`), so that a client measured against it does not share this interpreter; `log_file` then names
+    where its output goes (by default a temporary file).
     """
-    sim = Simulator(host, port, seed, state_file, job_seconds, latency_ms, tls_cert, tls_key, **kwargs)
-    sim.start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
+    if process:
+        return SimulatorProcess(host, port, seed, state_file, job_seconds, latency_ms, tls_cert, tls_key, **kwargs)
+    return Simulator(host, port, seed, state_file, job_seconds, latency_ms, tls_cert, tls_key, **kwargs)
