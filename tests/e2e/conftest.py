@@ -87,6 +87,11 @@ class Project:
                 )
         self.write_program("\n".join(lines) + "\n")
 
+    def declare_and_up(self, attachments: Mapping[str, Mapping[str, Any]]) -> Run:
+        """`declare(attachments)`, then an `up` that must succeed: the stack a test starts from."""
+        self.declare(attachments)
+        return self.up()
+
     # -- the CLI as a user types it -------------------------------------------------------------------
 
     def pulumi(self, *args: str, check: bool = True, timeout: float = 300, env: Mapping[str, str] | None = None) -> Run:

@@ -36,8 +36,7 @@ def _replaced(run_output: str, name: str) -> bool:
 def test_an_iso_detached_by_hand_shows_in_a_plain_preview_and_up_attaches_it_again(project: Project):
     sim = project.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    project.declare({"tools": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"tools": {"vm_uuid": web1, "iso_uuid": rescue}})
     slot = iso_slots(sim, web1)[rescue]
     _detach_by_hand(project, web1, rescue)
     sim.clear_journal()
@@ -67,8 +66,7 @@ def test_an_iso_detached_by_hand_shows_in_a_plain_preview_and_up_attaches_it_aga
 def test_an_iso_moved_by_hand_shows_in_a_plain_preview_and_refresh_accepts_the_new_cdrom(project: Project):
     sim = project.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    project.declare({"tools": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"tools": {"vm_uuid": web1, "iso_uuid": rescue}})
     first, _, third = (c["uuid"] for c in sim.cdroms(web1))
     _detach_by_hand(project, web1, rescue)
     _attach_by_hand(project, web1, rescue, third)
@@ -96,8 +94,7 @@ def test_an_iso_moved_by_hand_shows_in_a_plain_preview_and_refresh_accepts_the_n
 def test_an_iso_detached_by_hand_is_dropped_by_refresh_and_the_next_preview_plans_one_attach(project: Project):
     sim = project.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    project.declare({"tools": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"tools": {"vm_uuid": web1, "iso_uuid": rescue}})
     _detach_by_hand(project, web1, rescue)
     sim.clear_journal()
 
@@ -114,8 +111,9 @@ def test_an_iso_detached_by_hand_is_dropped_by_refresh_and_the_next_preview_plan
 def test_a_vm_destroyed_by_hand_shows_in_a_plain_preview_and_refresh_drops_its_attachment(project: Project):
     sim = project.sim
     web1, web2, rescue = sim.vm("web-1"), sim.vm("web-2"), sim.image("rescue.iso")
-    project.declare({"gone": {"vm_uuid": web1, "iso_uuid": rescue}, "kept": {"vm_uuid": web2, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up(
+        {"gone": {"vm_uuid": web1, "iso_uuid": rescue}, "kept": {"vm_uuid": web2, "iso_uuid": rescue}}
+    )
     assert sim.zstack("DELETE", f"vm-instances/{web1}")[0] == 200
     sim.clear_journal()
 

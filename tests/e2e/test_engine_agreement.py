@@ -145,8 +145,7 @@ def test_the_real_engine_diffs_an_existing_attachment_before_it_creates_a_twin(p
     sim = project.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
     inputs = {"vm_uuid": web1, "iso_uuid": rescue}
-    project.declare({"a": inputs})
-    project.up()
+    project.declare_and_up({"a": inputs})
     sim.clear_journal()
     both = {"a": inputs, "b": inputs} if order == "existing first" else {"b": inputs, "a": inputs}
     project.declare(both)

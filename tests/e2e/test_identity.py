@@ -11,8 +11,7 @@ TYPE = "pulumi-python:dynamic/zstack:IsoAttachment"
 def test_a_rename_with_an_alias_changes_nothing_on_the_node(project: Project):
     sim = project.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    project.declare({"old": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"old": {"vm_uuid": web1, "iso_uuid": rescue}})
     sim.clear_journal()
     project.write_program(
         f"""
@@ -33,8 +32,7 @@ def test_a_rename_with_an_alias_changes_nothing_on_the_node(project: Project):
 def test_a_rename_without_an_alias_keeps_the_iso_attached(project: Project):
     sim = project.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    project.declare({"old": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"old": {"vm_uuid": web1, "iso_uuid": rescue}})
     sim.clear_journal()
     project.declare({"new": {"vm_uuid": web1, "iso_uuid": rescue}})
 
@@ -67,8 +65,7 @@ def test_a_twin_declaration_fails_one_of_the_two_and_attaches_once(project: Proj
 def test_a_twin_added_next_to_an_existing_attachment_fails_and_the_original_stays(project: Project):
     sim = project.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    project.declare({"a": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"a": {"vm_uuid": web1, "iso_uuid": rescue}})
     sim.clear_journal()
     project.declare({"a": {"vm_uuid": web1, "iso_uuid": rescue}, "b": {"vm_uuid": web1, "iso_uuid": rescue}})
 

@@ -51,12 +51,11 @@ def test_a_preview_reads_each_vm_once_when_a_program_declares_its_attachments_ap
     web1, db1 = sim.vm("web-1"), sim.vm("db-1")
     ubuntu, virtio = sim.image("ubuntu-22.04-server.iso"), sim.image("virtio-win-0.1.240.iso")
     # A loop over ISOs, then VMs: the engine diffs web-1, db-1, web-1, db-1.
-    project.declare(
+    project.declare_and_up(
         {f"{iso_name}-{vm_name}": {"vm_uuid": vm, "iso_uuid": iso}
          for iso_name, iso in (("ubuntu", ubuntu), ("virtio", virtio))
          for vm_name, vm in (("web-1", web1), ("db-1", db1))}
     )  # fmt: skip
-    project.up()
     sim.clear_journal()
 
     project.preview("--expect-no-changes")
@@ -68,8 +67,7 @@ def test_a_preview_reads_each_vm_once_when_a_program_declares_its_attachments_ap
 def test_a_second_up_changes_nothing_and_preview_expects_no_changes(project: Project):
     sim = project.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    project.declare({"rescue": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"rescue": {"vm_uuid": web1, "iso_uuid": rescue}})
     sim.clear_journal()
 
     assert "2 unchanged" in project.up().stdout  # the stack and the attachment
@@ -81,8 +79,7 @@ def test_a_second_up_changes_nothing_and_preview_expects_no_changes(project: Pro
 def test_destroy_detaches_and_a_second_destroy_has_nothing_to_do(project: Project):
     sim = project.sim
     web1, web2, rescue = sim.vm("web-1"), sim.vm("web-2"), sim.image("rescue.iso")
-    project.declare({"a": {"vm_uuid": web1, "iso_uuid": rescue}, "b": {"vm_uuid": web2, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"a": {"vm_uuid": web1, "iso_uuid": rescue}, "b": {"vm_uuid": web2, "iso_uuid": rescue}})
     sim.clear_journal()
 
     first = project.destroy()
@@ -102,8 +99,7 @@ def test_destroy_detaches_and_a_second_destroy_has_nothing_to_do(project: Projec
 def test_destroy_after_the_vms_were_destroyed_by_hand_succeeds_and_empties_the_stack(project: Project):
     sim = project.sim
     web1, web2, rescue = sim.vm("web-1"), sim.vm("web-2"), sim.image("rescue.iso")
-    project.declare({"a": {"vm_uuid": web1, "iso_uuid": rescue}, "b": {"vm_uuid": web2, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"a": {"vm_uuid": web1, "iso_uuid": rescue}, "b": {"vm_uuid": web2, "iso_uuid": rescue}})
     for vm in (web1, web2):
         assert sim.zstack("DELETE", f"vm-instances/{vm}")[0] == 200  # DestroyVmInstance, outside Pulumi
     sim.clear_journal()

@@ -10,8 +10,7 @@ from tests.support import named, slot, writes
 def test_a_deleted_iso_image_is_named_in_a_plain_preview_and_up_fails_before_any_write(project: Project):
     sim = project.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    project.declare({"tools": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"tools": {"vm_uuid": web1, "iso_uuid": rescue}})
     was = sim.cdroms(web1)[0]["uuid"]
     sim.delete_image(rescue)
     sim.clear_journal()
@@ -43,8 +42,7 @@ def test_a_deleted_iso_image_is_named_in_a_plain_preview_and_up_fails_before_any
 def test_refresh_drops_an_attachment_whose_image_was_deleted(project: Project):
     sim = project.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    project.declare({"tools": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"tools": {"vm_uuid": web1, "iso_uuid": rescue}})
     sim.delete_image(rescue)
     sim.clear_journal()
 
@@ -58,8 +56,7 @@ def test_refresh_drops_an_attachment_whose_image_was_deleted(project: Project):
 def test_a_disabled_image_keeps_its_attachment_and_a_new_one_is_refused(project: Project):
     sim = project.sim
     web1, web2, rescue = sim.vm("web-1"), sim.vm("web-2"), sim.image("rescue.iso")
-    project.declare({"kept": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"kept": {"vm_uuid": web1, "iso_uuid": rescue}})
     sim.change_image_state(rescue, "disable")
     sim.clear_journal()
 
@@ -78,10 +75,10 @@ def test_a_disabled_image_keeps_its_attachment_and_a_new_one_is_refused(project:
 def test_an_iso_moved_by_an_order_change_shows_in_a_plain_preview_and_up_converges(project: Project):
     sim = project.sim
     web1, ubuntu, rescue = sim.vm("web-1"), sim.image("ubuntu-22.04-server.iso"), sim.image("rescue.iso")
-    project.declare({"ubuntu": {"vm_uuid": web1, "iso_uuid": ubuntu}})
-    project.up()
-    project.declare({"ubuntu": {"vm_uuid": web1, "iso_uuid": ubuntu}, "rescue": {"vm_uuid": web1, "iso_uuid": rescue}})
-    project.up()
+    project.declare_and_up({"ubuntu": {"vm_uuid": web1, "iso_uuid": ubuntu}})
+    project.declare_and_up(
+        {"ubuntu": {"vm_uuid": web1, "iso_uuid": ubuntu}, "rescue": {"vm_uuid": web1, "iso_uuid": rescue}}
+    )
     first, second, _ = (c["uuid"] for c in sim.cdroms(web1))
     sim.change_iso_order(web1, rescue)
     sim.clear_journal()
