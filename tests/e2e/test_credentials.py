@@ -47,6 +47,18 @@ def _everything_written(project: Project) -> list[str]:
     return texts
 
 
+def _up_fails_writing_nothing(project: Project) -> str:
+    """`up` of rescue.iso on web-1, which must fail with nothing in the stack and no write on the node: its output."""
+    sim = project.sim
+    project.declare({"a": {"vm_uuid": sim.vm("web-1"), "iso_uuid": sim.image("rescue.iso")}})
+    sim.clear_journal()
+    up = project.up(check=False)
+    assert up.code != 0
+    assert project.resources() == {}
+    assert writes(sim) == []
+    return up.output
+
+
 @pytest.mark.parametrize("auth", ["account", "access key"])
 def test_no_password_key_or_session_reaches_the_state_backend_or_verbose_output(
     tmp_path: Path, cli: str, canary_node, canary_ctl: SimCtl, auth: str
@@ -82,17 +94,11 @@ def test_no_password_key_or_session_reaches_the_state_backend_or_verbose_output(
 
 def test_no_credentials_fails_with_the_providers_message_and_writes_nothing(project_without_credentials: Project):
     project = project_without_credentials
-    sim = project.sim
-    project.declare({"a": {"vm_uuid": sim.vm("web-1"), "iso_uuid": sim.image("rescue.iso")}})
-    sim.clear_journal()
 
-    up = project.up(check=False)
+    output = _up_fails_writing_nothing(project)
 
-    assert up.code != 0
-    assert "ZStack provider is not configured" in up.output
-    assert "zstack:accountName" in up.output
-    assert project.resources() == {}
-    assert writes(sim) == []
+    assert "ZStack provider is not configured" in output
+    assert "zstack:accountName" in output
 
 
 @pytest.mark.parametrize(
@@ -119,34 +125,23 @@ def test_no_credentials_fails_with_the_providers_message_and_writes_nothing(proj
 def test_a_wrong_setting_fails_with_the_providers_message_and_writes_nothing(
     project: Project, key: str, value: str, secret: bool, said: list[str], unsaid: list[str]
 ):
-    sim = project.sim
     project.config(key, value, secret=secret)
-    project.declare({"a": {"vm_uuid": sim.vm("web-1"), "iso_uuid": sim.image("rescue.iso")}})
-    sim.clear_journal()
 
-    up = project.up(check=False)
+    output = _up_fails_writing_nothing(project)
 
-    assert up.code != 0
-    assert [text for text in said if text not in up.output] == []
-    assert [text for text in unsaid if text in up.output] == []
-    assert project.resources() == {}
-    assert writes(sim) == []
+    assert [text for text in said if text not in output] == []
+    assert [text for text in unsaid if text in output] == []
 
 
 def test_an_untrusted_certificate_is_refused_with_the_tls_hint(tmp_path: Path, cli: str, tls_node, tls_ctl: SimCtl):
     _, cert, _ = tls_node
     ctl = tls_ctl
     project = make_project(tmp_path / "project", cli, ctl)
-    project.declare({"a": {"vm_uuid": ctl.vm("web-1"), "iso_uuid": ctl.image("rescue.iso")}})
-    ctl.clear_journal()
 
-    up = project.up(check=False)
+    output = _up_fails_writing_nothing(project)
 
-    assert up.code != 0
-    assert "CLIENT.TLS" in up.output
-    assert "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle" in up.output
-    assert project.resources() == {}
-    assert writes(ctl) == []
+    assert "CLIENT.TLS" in output
+    assert "set zstack:tlsVerify (or ZSTACK_TLS_VERIFY) to the path of the CA bundle" in output
 
     project.config("zstack:tlsVerify", str(cert))  # what the hint says to do
     project.up()
