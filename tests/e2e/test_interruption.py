@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,20 @@ def _kill(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def _up_caught_attaching(project: Project) -> Iterator[subprocess.Popen[str]]:
+    """`pulumi up` started and caught while its attach job runs; killed on exit, with the plugins it started."""
+    cli = _start_up(project)
+    plugins: list[int] = []
+    try:
+        _wait_for_attach_job(project)
+        plugins = _descendants(cli.pid)
+        yield cli
+    finally:
+        cli.kill()
+        _kill(plugins)
+
+
 @pytest.fixture
 def slow_jobs(project: Project) -> Project:
     project.sim.config(jobSeconds=JOB_SECONDS)
@@ -79,16 +94,9 @@ def slow_jobs(project: Project) -> Project:
 def test_ctrl_c_during_an_attach_lets_it_finish_and_the_next_up_changes_nothing(slow_jobs: Project):
     project, sim = slow_jobs, slow_jobs.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    cli = _start_up(project)
-    plugins: list[int] = []
-    try:
-        _wait_for_attach_job(project)
-        plugins = _descendants(cli.pid)
+    with _up_caught_attaching(project) as cli:
         cli.send_signal(signal.SIGINT)
         out, _ = cli.communicate(timeout=120)
-    finally:
-        cli.kill()
-        _kill(plugins)
 
     assert "cancelling" in out.lower()
     assert rescue in iso_slots(sim, web1)  # the attach job was not abandoned
@@ -105,11 +113,7 @@ def test_ctrl_c_during_an_attach_lets_it_finish_and_the_next_up_changes_nothing(
 def test_kill_9_during_an_attach_then_cancel_and_up_converge_without_a_second_job(slow_jobs: Project, when: str):
     project, sim = slow_jobs, slow_jobs.sim
     web1, rescue = sim.vm("web-1"), sim.image("rescue.iso")
-    cli = _start_up(project)
-    plugins: list[int] = []
-    try:
-        _wait_for_attach_job(project)
-        plugins = _descendants(cli.pid)
+    with _up_caught_attaching(project) as cli:
         cli.kill()
         cli.communicate(timeout=30)
         if when == "job finished":
@@ -126,9 +130,6 @@ def test_kill_9_during_an_attach_then_cancel_and_up_converge_without_a_second_jo
         project.refresh("--clear-pending-creates")
         assert project.pending_operations() == []
         project.up()
-    finally:
-        cli.kill()
-        _kill(plugins)
 
     assert rescue in iso_slots(sim, web1)
     assert attach_jobs(sim) == [f"{web1}/iso/{rescue}"]  # one job, whatever the moment of the kill
