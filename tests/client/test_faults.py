@@ -18,35 +18,29 @@ RESCUE = "rescue.iso"
 LOG_IN_FIRST = True
 
 
-def test_attach_whose_answer_is_lost_after_accept_runs_once_and_succeeds(sim, client):
+def _attach_once_through_fault(sim, client, **fault) -> None:
+    """Attach rescue.iso to web-1 with `fault` armed on the submit: it must attach, once, with one job."""
     vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
     sim.clear_journal()
-    sim.fault(method="POST", pathRegex="/iso/", action="drop_after_accept")
+    sim.fault(method="POST", pathRegex="/iso/", **fault)
     vm = client.attach_iso(vm_uuid, iso)
     assert vm.cdrom_with_iso(iso) is not None
     assert counters(sim)["jobs"] == 1
-    assert len(requests_to(sim, "POST", "/iso/")) == 1  # answered by polling the job, not by submitting again
     assert len(holders(sim, vm_uuid, iso)) == 1
+
+
+def test_attach_whose_answer_is_lost_after_accept_runs_once_and_succeeds(sim, client):
+    _attach_once_through_fault(sim, client, action="drop_after_accept")
+    assert len(requests_to(sim, "POST", "/iso/")) == 1  # answered by polling the job, not by submitting again
 
 
 def test_attach_whose_connection_drops_before_accept_is_submitted_again_safely(sim, client):
-    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
-    sim.clear_journal()
-    sim.fault(method="POST", pathRegex="/iso/", action="drop_connection")
-    vm = client.attach_iso(vm_uuid, iso)
-    assert vm.cdrom_with_iso(iso) is not None
-    assert counters(sim)["jobs"] == 1
-    assert len(holders(sim, vm_uuid, iso)) == 1
+    _attach_once_through_fault(sim, client, action="drop_connection")
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
 def test_attach_answered_by_a_gateway_error_is_resolved_through_the_job_uuid(sim, client, status):
-    vm_uuid, iso = sim.vm("web-1"), sim.image(RESCUE)
-    sim.clear_journal()
-    sim.fault(method="POST", pathRegex="/iso/", action="http_status", status=status)
-    vm = client.attach_iso(vm_uuid, iso)
-    assert vm.cdrom_with_iso(iso) is not None
-    assert counters(sim)["jobs"] == 1 and len(holders(sim, vm_uuid, iso)) == 1
+    _attach_once_through_fault(sim, client, action="http_status", status=status)
 
 
 def test_detach_whose_answer_is_lost_after_accept_succeeds(sim, client):
