@@ -113,13 +113,19 @@ def test_http_status_fault_with_json_body(sim: SimCtl) -> None:
     assert r.status_code == 503 and r.json() == {"error": {"code": "SYS.1000"}}
 
 
-def test_drop_connection_fault_closes_without_answer_and_executes_nothing(sim: SimCtl) -> None:
+def _submit_unanswered(sim: SimCtl, action: str) -> str:
+    """Arm `action` on the attach, submit it under a fresh X-Job-UUID and get no answer: that UUID."""
     sim.headers()
     sim.clear_journal()
-    sim.fault(method="POST", pathRegex="/iso/", action="drop_connection")
+    sim.fault(method="POST", pathRegex="/iso/", action=action)
     job = uuid.uuid4().hex
     with pytest.raises(requests.ConnectionError):
         sim.submit("POST", attach_path(sim), headers={"X-Job-UUID": job})
+    return job
+
+
+def test_drop_connection_fault_closes_without_answer_and_executes_nothing(sim: SimCtl) -> None:
+    job = _submit_unanswered(sim, "drop_connection")
     time.sleep(0.1)
     assert rescue_count(sim) == 0
     assert requests.get(f"{sim.api}/api-jobs/{job}", timeout=5).status_code == 404
@@ -131,12 +137,7 @@ def test_drop_connection_fault_closes_without_answer_and_executes_nothing(sim: S
 
 
 def test_drop_after_accept_fault_runs_the_job_exactly_once(sim: SimCtl) -> None:
-    sim.headers()
-    sim.clear_journal()
-    sim.fault(method="POST", pathRegex="/iso/", action="drop_after_accept")
-    job = uuid.uuid4().hex
-    with pytest.raises(requests.ConnectionError):
-        sim.submit("POST", attach_path(sim), headers={"X-Job-UUID": job})
+    job = _submit_unanswered(sim, "drop_after_accept")
     assert sim.wait(f"{sim.api}/api-jobs/{job}")[0] == 200
     assert rescue_count(sim) == 1 and sim.journal()["counters"]["jobs"] == 1
     r = sim.submit("POST", attach_path(sim), headers={"X-Job-UUID": job})
