@@ -11,6 +11,13 @@ from devkit import Engine, ProviderHost
 from tests.support import ERROR_PREFIX, iso_slots, named, slot, writes
 
 
+def _replacement_preview(engine: Engine, host: ProviderHost, declared: dict) -> str:
+    """A preview of `declared` that must plan to replace "tools": what the provider host logged meanwhile."""
+    mark = host.mark()
+    assert engine.preview(declared).raise_on_error().kinds == {"tools": "replace"}
+    return host.stderr_text(mark)
+
+
 def test_a_deleted_iso_image_is_named_in_the_preview_refused_by_up_and_attached_again_once_recovered(
     sim, engine: Engine, host: ProviderHost
 ):
@@ -22,17 +29,15 @@ def test_a_deleted_iso_image_is_named_in_the_preview_refused_by_up_and_attached_
     was = iso_slots(sim, web1)[rescue]
     sim.delete_image(rescue)
     assert iso_slots(sim, web1) == {}
-    mark = host.mark()
     sim.clear_journal()
 
-    preview = engine.preview(declared).raise_on_error()
+    log = _replacement_preview(engine, host, declared)
 
     where = f"{named('ISO', rescue, 'rescue.iso')} on {named('VM', web1, 'web-1')}"
-    assert preview.kinds == {"tools": "replace"}
     assert (
         f"warning: {where}: the ISO image was deleted (status Deleted) outside Pulumi, which detached it (was in "
         f"{slot(was, 0)}); attaching it again will fail: recover the image, or remove this IsoAttachment"
-    ) in host.stderr_text(mark)
+    ) in log
 
     up = engine.up(declared)
 
@@ -69,10 +74,10 @@ def test_an_expunged_iso_image_is_named_in_the_preview(sim, engine: Engine, host
     engine.up(declared).raise_on_error()
     sim.delete_image(rescue)
     sim.expunge_image(rescue)
-    mark = host.mark()
 
-    assert engine.preview(declared).raise_on_error().kinds == {"tools": "replace"}
-    assert "the ISO image was expunged outside Pulumi, which detached it" in host.stderr_text(mark)
+    log = _replacement_preview(engine, host, declared)
+
+    assert "the ISO image was expunged outside Pulumi, which detached it" in log
     assert "no image with that UUID exists" in str(engine.up(declared).errors["tools"])
 
 
@@ -132,10 +137,10 @@ def test_an_iso_whose_cdrom_was_deleted_is_attached_again_to_another(sim, engine
     holder = iso_slots(sim, web1)[rescue]
     sim.stop_vm(web1)
     sim.delete_cdrom(holder)
-    mark = host.mark()
 
-    assert engine.preview(declared).raise_on_error().kinds == {"tools": "replace"}
-    assert f"detached outside Pulumi (was in {slot(holder, 0)}); it will be attached again" in host.stderr_text(mark)
+    log = _replacement_preview(engine, host, declared)
+
+    assert f"detached outside Pulumi (was in {slot(holder, 0)}); it will be attached again" in log
 
     engine.up(declared).raise_on_error()
 
@@ -151,12 +156,10 @@ def test_a_vm_destroyed_then_recovered_keeps_its_attachment(sim, engine: Engine,
     declared = {"tools": {"vm_uuid": web1, "iso_uuid": rescue}}
     engine.up(declared).raise_on_error()
     sim.destroy_vm(web1)
-    mark = host.mark()
 
-    assert engine.preview(declared).raise_on_error().kinds == {"tools": "replace"}
-    assert f"{named('VM', web1, 'web-1')}: the VM is Destroyed; the attachment will be replaced" in host.stderr_text(
-        mark
-    )
+    log = _replacement_preview(engine, host, declared)
+
+    assert f"{named('VM', web1, 'web-1')}: the VM is Destroyed; the attachment will be replaced" in log
 
     sim.recover_vm(web1)
     sim.clear_journal()
@@ -173,10 +176,10 @@ def test_a_vm_expunged_drops_its_attachment_on_refresh_and_destroy_succeeds(sim,
     engine.up(declared).raise_on_error()
     sim.destroy_vm(web1)
     sim.expunge_vm(web1)
-    mark = host.mark()
 
-    assert engine.preview(declared).raise_on_error().kinds == {"tools": "replace"}
-    assert "the VM no longer exists; the attachment will be replaced" in host.stderr_text(mark)
+    log = _replacement_preview(engine, host, declared)
+
+    assert "the VM no longer exists; the attachment will be replaced" in log
     sim.clear_journal()
 
     assert engine.refresh().raise_on_error().kinds == {"tools": "delete"}
