@@ -15,6 +15,7 @@ import pytest
 from devkit import Engine, ProviderHost, SimCtl
 from tests.support import TYPE, canary_seed, make_certificate, provider_host
 from zstack_iso.client import forget_shared_sessions
+from zstack_iso.runtime import forget_runtimes
 from zstack_iso.simulator import Simulator, run_simulator
 
 
@@ -40,8 +41,10 @@ def simulator() -> Iterator[Simulator]:
 def sim(simulator: Simulator) -> Iterator[SimCtl]:
     """The session's simulator, reset to the default inventory, with 0.02 s jobs."""
     with _reset(simulator.url) as ctl:
-        # The reset ended the node's sessions; clients made from now on log in afresh, as in a new process.
+        # The reset ended the node's sessions; clients and providers made from now on start afresh, as in a new
+        # process (each test's providers are a deployment of their own).
         forget_shared_sessions()
+        forget_runtimes()
         ctl.config(jobSeconds=0.02)
         yield ctl
 

@@ -1,13 +1,14 @@
 """What the provider process builds for itself: settings, one client, per-VM locks, claims and shared reads.
 
-Nothing here is pickled into a Pulumi state: `IsoAttachmentProvider.configure()` builds one `Runtime` in the
-provider process (the SDK's `python -m pulumi.dynamic` host, which the CLI starts for each deployment). The
-rules of ISO attachment and every message about them live in `provider.py`.
+Nothing here is pickled into a Pulumi state: `IsoAttachmentProvider.configure()` takes the provider process's
+`Runtime` for its settings (the process is the SDK's `python -m pulumi.dynamic` host, which the CLI starts for
+each preview and each update). The rules of ISO attachment and every message about them live in `provider.py`.
 """
 
 from __future__ import annotations
 
 import atexit
+import copy
 import logging
 import sys
 import threading
@@ -45,12 +46,23 @@ class Runtime:
 
     @classmethod
     def from_config(cls, get: Callable[[str], str | None]) -> Runtime:
-        """`get("endpoint")` returns the stack config `zstack:endpoint` (None when unset). A configuration problem
-        is reported at the first call that needs the node, not here, so that `check` still validates inputs."""
+        """The process's runtime for the settings `get` gives (`get("endpoint")` returns the stack config
+        `zstack:endpoint`, None when unset).
+
+        Every provider instance configured with the same settings shares one runtime. The SDK host loads one
+        instance per distinct `__provider` string, and a state written under another Python, SDK or dill release
+        holds another string than the program: a Diff or Create runs on the program's instance, a Delete on the
+        state's. Their claims, VM locks, reads and session must still be one. A configuration problem is
+        reported at the first call that needs the node, not here, so that `check` still validates inputs."""
         try:
-            return cls(ZStackSettings.load(get), None)
+            settings = ZStackSettings.load(get)
         except ConfigurationError as problem:
             return cls(None, problem)
+        with _SHARED_LOCK:
+            runtime = _SHARED.get(settings)
+            if runtime is None:
+                runtime = _SHARED[settings] = cls(settings, None)
+            return runtime
 
     @property
     def configured(self) -> bool:
@@ -92,6 +104,18 @@ class Runtime:
         finally:
             self.reads.forget(vm_uuid)
             lock.release()
+
+
+# One runtime per distinct settings in this process (settings compare every field, secrets included).
+_SHARED: dict[ZStackSettings, Runtime] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def forget_runtimes() -> None:
+    """Make providers configured from now on start a runtime afresh (claims, locks, reads, client), as a new
+    process would. For a process that outlives deployments, such as a test suite that resets its simulator."""
+    with _SHARED_LOCK:
+        _SHARED.clear()
 
 
 class Claims:
@@ -140,10 +164,12 @@ class SharedReads:
     """One read of a VM serves every attachment on it once: the Diffs of one deployment share it.
 
     A preview of three attachments on each of 34 VMs reads each VM once, in whatever order the engine asks. A
-    read is served again to an attachment that already had it only if it is still in flight when asked; so the
-    next deployment's Diff of that attachment (with a host that outlives a deployment) reads the VM afresh, and
-    so do the others after it. A read is never served after `max_age` seconds, nor after this process wrote to
-    the VM (`forget`), nor when it failed.
+    read is never served after `max_age` seconds, nor after this process wrote to the VM (`forget`), nor when it
+    failed, nor again to an attachment that already had it (unless it is still in flight when asked).
+
+    The CLI starts a new provider process for each preview and each update, so a read never outlives its
+    deployment there. A host that outlives deployments (the tests' stand-in) can serve the next deployment's
+    first Diffs a read from the previous one, for up to `max_age`, until an attachment that already had it asks.
     """
 
     def __init__(
@@ -179,7 +205,7 @@ class SharedReads:
         else:
             read.ready.wait()
         if read.error is not None:
-            raise read.error
+            raise read.error if owner else copy.copy(read.error)  # each thread raises its own object
         return read.value
 
     def forget(self, vm_uuid: str, read: _Read | None = None) -> None:

@@ -3,7 +3,9 @@ drives it: a whole life of a stack, from the first preview to a destroy after th
 
 from __future__ import annotations
 
+import base64
 import os
+import pickle
 import signal
 import time
 
@@ -149,3 +151,23 @@ def test_the_provider_host_logs_its_session_out_when_it_is_interrupted(sim, simu
             time.sleep(0.05)
     assert simulator.node.sessions == {}
     assert [r["method"] for r in sim.journal()["requests"] if "/accounts/sessions/" in r["path"]] == ["DELETE"]
+
+
+def test_a_rename_without_aliases_leaves_the_iso_attached_when_the_state_holds_another_pickle_of_the_provider(
+    sim, simulator
+):
+    # The host loads one provider per distinct `__provider` string. A state written under another Python, SDK or
+    # dill release holds another string than the program's: here pickle protocol 2 against the SDK's own.
+    state_string = base64.b64encode(pickle.dumps(IsoAttachmentProvider(), protocol=2)).decode()
+    vm, iso = sim.vm("web-1"), sim.image("rescue.iso")
+    with ProviderHost(IsoAttachmentProvider(), config=host_config(simulator.url)) as host:
+        assert state_string != host.provider_string
+        old_id, old_outputs = host.create({"vm_uuid": vm, "iso_uuid": iso, "__provider": state_string}, name="old")
+        host.restart()  # the next deployment, in a process of its own
+        # Renamed without aliases: the engine creates `new` (the program's string), then deletes `old` (the state's).
+        host.create({"vm_uuid": vm, "iso_uuid": iso}, name="new")
+        log = host.mark()
+        host.delete(old_id, old_outputs, name="old")
+        assert "is now managed by another IsoAttachment of this deployment" in host.stderr_text(since=log)
+    assert iso_slots(sim, vm) == {iso: 0}
+    assert [w for w in writes(sim) if w.startswith("DELETE")] == []
