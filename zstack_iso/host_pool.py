@@ -9,7 +9,7 @@ pool's limit itself: the executor grows threads on demand up to `_max_workers`.
 This leans on two private details of the SDK and of grpcio: the host's `main()` frame holds its server as
 `server`, and a grpc server keeps its executor at `_state.thread_pool`. `widen()` checks both and, when either
 is missing (a new SDK), leaves the pool as it is and says why: the host then works as it always has.
-`tests/test_host_pool.py` fails loudly when the installed SDK no longer has that shape.
+`tests/provider/test_host_pool.py` fails loudly when the installed SDK no longer has that shape.
 """
 
 from __future__ import annotations

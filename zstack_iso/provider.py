@@ -119,7 +119,7 @@ class IsoAttachmentProvider(ResourceProvider):
         if not replaces:
             # Diff runs in `pulumi up` as well as in a preview: name what it does, not the command.
             where = _where(olds)
-            with _explained(f"looking for changes to {where} made outside Pulumi: reading the VM"):
+            with _explained(f"looking for changes to {where} made outside Pulumi: reading the VM and the ISO image"):
                 drift = self._drift(olds)
             if drift:
                 pulumi.log.warn(drift)

@@ -96,13 +96,13 @@ class IsoAttachment(Resource, module="zstack", name="IsoAttachment"):
     def get(resource_name: str, id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> IsoAttachment:
         """Read an existing attachment by its ID ``"<vm_uuid>/<iso_uuid>"`` without managing it."""
         if isinstance(id, str):
-            id = format_id(*parse_id(id))  # a malformed ID fails here, at the line that names it
+            parse_id(id)  # a malformed ID given as a string fails here, at the line that passes it
         ids = pulumi.Output.from_input(id).apply(parse_id)
         vm_uuid, iso_uuid = ids.apply(lambda pair: pair[0]), ids.apply(lambda pair: pair[1])
         return IsoAttachment(
             resource_name,
             IsoAttachmentArgs(vm_uuid=vm_uuid, iso_uuid=iso_uuid),
-            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id)),
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=ids.apply(lambda pair: format_id(*pair)))),
         )
 
 

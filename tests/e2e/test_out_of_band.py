@@ -1,5 +1,5 @@
 """The first three rows of docs/out-of-band.md through the real CLI: an ISO image deleted, an image disabled,
-an ISO moved by an order change (the provider-host tests, tests/test_out_of_band.py, cover every row)."""
+an ISO moved by an order change (the provider-host tests, tests/provider/test_out_of_band.py, cover every row)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.output import Unknown
 
 from tests.support import holders, named, requests_to, slot, writes
-from zstack_iso.provider import IsoAttachmentError, IsoAttachmentProvider
+from zstack_iso.errors import IsoAttachmentError
+from zstack_iso.provider import IsoAttachmentProvider
 
 NOT_A_UUID = "0123456789abcdef0123456789abcdef"
 

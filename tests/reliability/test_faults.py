@@ -89,7 +89,7 @@ def expected_message(step: str, call: str, action: str, vm: str, iso: str) -> st
         "delete": f"detaching ISO {iso} from VM {vm} failed: ",
         "read": f"refresh of ISO {iso} on VM {vm}: reading the VM failed: ",
         "diff": f"looking for changes to {named('ISO', iso, 'rescue.iso')} on {named('VM', vm, 'web-1')} made "
-        "outside Pulumi: reading the VM failed: ",
+        "outside Pulumi: reading the VM and the ISO image failed: ",
     }[step]
     api = {
         "login": "LogInByAccount, PUT /zstack/v1/accounts/login",
