@@ -50,9 +50,12 @@ class Plan:
 class _Kind:
     samples: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     done_at_first_poll: int = 0  # jobs in a row found done at their first poll
-    low: float = 0.0  # the learned duration (a low quantile of the samples)
-    median: float = 0.0
-    high: float = 0.0  # an upper quantile
+
+    def quantiles(self) -> tuple[float, float, float]:
+        """(low, median, high): the learned duration (a low quantile of the samples), the median, an upper one."""
+        ordered = sorted(self.samples)
+        tenth = len(ordered) // 10
+        return ordered[tenth], ordered[len(ordered) // 2], ordered[len(ordered) - 1 - tenth]
 
 
 class JobDurations:
@@ -62,19 +65,13 @@ class JobDurations:
         self._lock = threading.Lock()
         self._kinds: dict[str, _Kind] = {}
 
-    def learned(self, kind: str) -> float | None:
-        """The learned duration of this kind of job, in seconds; None while too few jobs have been seen."""
-        with self._lock:
-            known = self._kinds.get(kind)
-            return known.low if known is not None and len(known.samples) >= MIN_SAMPLES else None
-
     def plan(self, kind: str, policy: PollPolicy) -> Plan | None:
         """When to poll a job of this kind; None for a kind not learned yet (the policy's schedule)."""
         with self._lock:
             known = self._kinds.get(kind)
             if known is None or len(known.samples) < MIN_SAMPLES:
                 return None
-            low, median, high = known.low, known.median, known.high
+            low, median, high = known.quantiles()
             earlier = 2 ** min(known.done_at_first_poll, _MAX_DOUBLINGS)
         finest = max(policy.floor, _FINE_RATIO * low)
         step = max(finest, min(median - low, policy.next_delay(low)))
@@ -87,10 +84,6 @@ class JobDurations:
             known = self._kinds.setdefault(kind, _Kind())
             known.samples.append(seconds)
             known.done_at_first_poll = known.done_at_first_poll + 1 if done_at_first_poll else 0
-            ordered = sorted(known.samples)
-            known.low = ordered[len(ordered) // 10]
-            known.median = ordered[len(ordered) // 2]
-            known.high = ordered[len(ordered) - 1 - len(ordered) // 10]
 
 
 def next_delay(policy: PollPolicy, elapsed: float, plan: Plan | None) -> float:
