@@ -168,6 +168,7 @@ def test_a_rename_without_aliases_leaves_the_iso_attached_when_the_state_holds_a
         host.create({"vm_uuid": vm, "iso_uuid": iso}, name="new")
         log = host.mark()
         host.delete(old_id, old_outputs, name="old")
-        assert "is now managed by another IsoAttachment of this deployment" in host.stderr_text(since=log)
+        # The host's stderr is drained by a thread: wait for the line rather than read what arrived so far.
+        host.wait_for_stderr("is now managed by another IsoAttachment of this deployment", since=log)
     assert iso_slots(sim, vm) == {iso: 0}
     assert [w for w in writes(sim) if w.startswith("DELETE")] == []
